@@ -1,0 +1,27 @@
+"""Weights shipped inside the package (small CPU models for the demo and CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+#: name → file inside photorad/weights/ (each with a .json sidecar and a model card .md)
+SHIPPED = {
+    "restorer": "restorer_cpu.safetensors",
+    "classifier": "classifier_cpu.safetensors",
+}
+
+
+def shipped_weights() -> dict[str, Path]:
+    """Shipped weight files that are present in this installation."""
+    return {k: WEIGHTS_DIR / v for k, v in SHIPPED.items() if (WEIGHTS_DIR / v).is_file()}
+
+
+def shipped_path(name: str) -> Path:
+    from photorad.errors import ModelError
+
+    path = WEIGHTS_DIR / SHIPPED[name]
+    if not path.is_file():
+        raise ModelError(f"shipped {name} weights not found at {path}; pass --model PATH")
+    return path
