@@ -42,8 +42,13 @@ def test_console_script_entry_point() -> None:
 
 
 def test_demo_runs_on_sample(tmp_path, capsys) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--limit", "4"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--limit", "4", "--size", "1024x768", "--no-progress"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert len(report["cases"]) == 4
     assert "not a diagnosis" in report["disclaimer"]
+    for case in report["cases"]:
+        assert 0.0 <= case["score"] <= 1.0
+        # the shipped restorer must improve on the raw rectified photo
+        assert case["psnr_restored_db"] > case["psnr_photo_db"]
+    assert (tmp_path / "report.png").exists()
     assert (tmp_path / "run_info.json").exists()

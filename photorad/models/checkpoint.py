@@ -62,6 +62,7 @@ def save_checkpoint(path: str | os.PathLike, model, meta: CheckpointMeta) -> Pat
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(state, str(tmp), metadata={"architecture": meta.architecture, "task": meta.task})
     os.replace(tmp, path)
+    os.chmod(path, 0o644)  # mkstemp-style private modes would make shipped weights unreadable
     side = sidecar_path(path)
     side_tmp = side.with_name(f".{side.name}.tmp")
     side_tmp.write_text(json.dumps(meta.to_json(), indent=2, sort_keys=True) + "\n")

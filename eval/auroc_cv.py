@@ -1,0 +1,633 @@
+#!/usr/bin/env python
+"""Cross-validated AUROC study: original vs phone photo vs restored photo vs fine-tuned model.
+
+    python eval/auroc_cv.py --profile ci   --out results/auroc/ci     # 3 folds × 1, CPU model
+    python eval/auroc_cv.py --profile full --out results/auroc/full   # 10 folds × 3, Xception, GPU
+
+For each repeat (a different seed) the BUS-BRA images are split into K patient-grouped,
+label-stratified folds. For every fold a classifier is trained on the originals of the other
+folds (a patient-grouped 10 % of them is the validation set for early stopping), then the same
+test images are scored in each arm:
+
+* ``original`` — the original image (lesion ROI: BBOX + margin, as the paper showed);
+* ``photo``    — a simulated ``typical`` phone photo of that ROI shown on a monitor, rectified by
+  ``photorad.rectify.detect`` + ``warp`` (ground-truth corners only where detection fails —
+  counted and reported);
+* ``restored`` — that rectified photo restored by the shipped (or ``--restorer``) restorer;
+* ``finetuned`` — restored photos scored by the fold's classifier after fine-tuning it on
+  restored photos of its own training images.
+
+Outputs in ``--out``: ``per_fold.{csv,json,md}``, ``summary.{json,md}`` (mean ± sd per arm,
+paired per-fold differences with paired t and Wilcoxon tests and bootstrap CIs, pooled DeLong),
+``predictions.csv``, ``roc.png`` (pooled ROC curves), ``box.png`` (per-fold AUROC box plot, like
+the paper's Fig. 7) and ``run_info.json``. Research use only — not a diagnosis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from photorad import DISCLAIMER
+from photorad.classify import (
+    FitResult,
+    PreprocessSpec,
+    TrainConfig,
+    fit,
+    predict_proba,
+    prepare_image,
+)
+from photorad.data.bus_bra import Record, grouped_folds, load_records
+from photorad.data.cls_dataset import load_cls_images
+from photorad.data.paths import find_shared_data
+from photorad.errors import ConfigError, NoScreenFoundError, PhotoradError
+from photorad.metrics import auroc, bootstrap_ci, delong_test
+from photorad.provenance import hash_files, write_run_info
+
+ARMS = ("original", "photo", "restored", "finetuned")
+
+# ci: one torch thread, because two OpenMP threads on a shared, busy 2-core machine spin-wait and
+# ran many times slower (eval/bench_classify.py); photo arms on 20 % of the images (CPU budget).
+PROFILES: dict[str, dict[str, Any]] = {
+    "ci": {
+        "splits": 3, "repeats": 1, "arch": "sepnet", "model_kwargs": {}, "size": 128,
+        "epochs": 12, "patience": 4, "batch_size": 32, "lr": 2e-3, "device": "cpu",
+        "photo_size": [1024, 768], "finetune_epochs": 3, "finetune_lr": 5e-4,
+        "finetune_limit": 0, "photo_fraction": 0.2, "threads": 1,
+    },
+    "full": {
+        "splits": 10, "repeats": 3, "arch": "xception", "model_kwargs": {"drop_rate": 0.2},
+        "size": 299, "epochs": 40, "patience": 10, "batch_size": 32, "lr": 5e-4,
+        "device": "auto", "photo_size": [4032, 3024], "finetune_epochs": 8,
+        "finetune_lr": 1e-4, "finetune_limit": 0, "photo_fraction": 1.0, "threads": 8,
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------
+# arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " " + DISCLAIMER)
+    p.add_argument("-c", "--config", help="YAML file whose keys override the profile")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="ci")
+    p.add_argument("--out", default="results/auroc/ci")
+    p.add_argument("--data-root", default=None, help="BUS-BRA folder (default: ../shared/data)")
+    p.add_argument("--arms", default=",".join(ARMS), help="comma list of " + ", ".join(ARMS))
+    p.add_argument("--restorer", default=None, help="restorer checkpoint (default: shipped)")
+    p.add_argument("--model", default=None,
+                   help="hold-out mode: score this classifier checkpoint on the test patients "
+                        "listed in its sidecar instead of cross-validating (no training)")
+    p.add_argument("--preset", default="typical", help="simulator preset for the photo arms")
+    p.add_argument("--seed", type=int, default=0, help="base seed (repeat r uses seed + r)")
+    p.add_argument("--margin", type=float, default=0.25, help="ROI margin (fraction of box)")
+    p.add_argument("--no-roi", action="store_true", help="full images instead of lesion ROIs")
+    p.add_argument("--limit", type=int, default=0, help="use N random images (smoke runs)")
+    p.add_argument("--cache", default="runs/auroc_cache",
+                   help="where simulated/rectified/restored photos are cached (git-ignored)")
+    p.add_argument("--no-progress", action="store_true")
+    for k, v in PROFILES["ci"].items():  # every profile key can be overridden
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, list):
+            p.add_argument(flag, type=int, nargs=2, default=None)
+        elif isinstance(v, dict):
+            continue
+        else:
+            p.add_argument(flag, type=type(v), default=None)
+    return p
+
+
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = dict(PROFILES[args.profile])
+    if args.config:
+        try:
+            cfg.update(yaml.safe_load(Path(args.config).read_text()) or {})
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read {args.config}: {exc}") from None
+    for k in PROFILES["ci"]:
+        v = getattr(args, k, None)
+        if v is not None:
+            cfg[k] = v
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    bad = set(arms) - set(ARMS)
+    if bad or "original" not in arms:
+        raise ConfigError(f"--arms must include 'original' and be among {ARMS}; got {arms}")
+    cfg.update(profile=args.profile, arms=arms, restorer=args.restorer, preset=args.preset,
+               seed=args.seed, margin=args.margin, roi=not args.no_roi, limit=args.limit,
+               cache=args.cache, model=args.model)
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------
+# photo arms
+
+
+def _image_seed(image_id: str, seed: int) -> int:
+    return (zlib.crc32(image_id.encode()) + 1_000_003 * seed) % (2**31)
+
+
+def displayed_original(rec: Record, *, roi: bool, margin: float) -> np.ndarray:
+    """What the monitor shows: the lesion ROI (or the whole image) at its native resolution."""
+    from photorad.classify import roi_box
+    from photorad.io import load_original
+
+    img = load_original(rec.path)
+    if not roi:
+        return img
+    x0, y0, x1, y1 = roi_box(img.shape, rec.bbox, margin=margin)
+    return np.ascontiguousarray(img[y0:y1, x0:x1])
+
+
+class PhotoArms:
+    """Simulate → detect (GT fallback) → warp → restore, cached per image on disk.
+
+    The rectified photo (native ROI resolution) is cached once per simulator setting; restored
+    versions are cached per restorer SHA-256, so a new restorer does not re-simulate.
+    """
+
+    def __init__(self, cfg: dict[str, Any], spec: PreprocessSpec, cache: Path) -> None:
+        from photorad.rectify import detect, warp
+        from photorad.simulate import simulate_photo
+
+        self.simulate, self.detect, self.warp = simulate_photo, detect, warp
+        self.cfg, self.spec = cfg, spec
+        self.restorer = None
+        self.restorer_error = "not requested"
+        if "restored" in cfg["arms"] or "finetuned" in cfg["arms"]:
+            try:
+                from photorad.restore import Restorer, default_restorer
+
+                self.restorer = (Restorer.from_checkpoint(cfg["restorer"]) if cfg["restorer"]
+                                 else default_restorer())
+            except (ImportError, PhotoradError) as exc:
+                if cfg["restorer"]:  # an explicit checkpoint that fails is the user's error
+                    raise
+                self.restorer_error = f"{type(exc).__name__}: {exc}"
+        tag = f"{cfg['preset']}-{cfg['photo_size'][0]}x{cfg['photo_size'][1]}-s{cfg['seed']}" \
+              f"-{'roi' if spec.roi else 'full'}{spec.margin}"
+        self.cache = cache / tag
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.rcache = None
+        if self.restorer is not None:
+            self.rcache = self.cache / f"restored-{self.restorer.sha256[:16]}"
+            self.rcache.mkdir(exist_ok=True)
+        self.done: dict[str, dict[str, Any]] = {}
+
+    def get(self, rec: Record) -> dict[str, Any]:
+        """Prepared photo (and restored photo when a restorer is loaded) of one record."""
+        if rec.id in self.done:
+            return self.done[rec.id]
+        f = self.cache / f"{rec.id}.npz"
+        if f.is_file():
+            z = np.load(f)
+            d = {k: z[k] for k in z.files}
+        else:
+            d = self._make(rec)
+            _save_npz(f, d)
+        rect = d["rect"].astype(np.float32)
+        out = {k: v for k, v in d.items() if k != "rect"}
+        out["fallback"] = bool(out["fallback"])
+        out["photo"] = prepare_image(rect, spec=self.spec)
+        if self.restorer is not None:
+            rf = self.rcache / f"{rec.id}.npz"
+            if rf.is_file():
+                r = dict(np.load(rf))
+            else:
+                t0 = time.perf_counter()
+                restored = self.restorer.restore(rect)
+                r = {"restored": restored.astype(np.float16),
+                     "t_restore": np.float64(time.perf_counter() - t0)}
+                _save_npz(rf, r)
+            out["restored"] = prepare_image(r["restored"].astype(np.float32), spec=self.spec)
+            out["t_restore"] = float(r["t_restore"])
+        self.done[rec.id] = out
+        return out
+
+    def _make(self, rec: Record) -> dict[str, Any]:
+        orig = displayed_original(rec, roi=self.spec.roi, margin=self.spec.margin)
+        t0 = time.perf_counter()
+        sim = self.simulate(orig, preset=self.cfg["preset"],
+                            seed=_image_seed(rec.id, self.cfg["seed"]),
+                            size=tuple(self.cfg["photo_size"]))
+        t1 = time.perf_counter()
+        fallback = False
+        try:
+            corners = self.detect(sim.photo).corners
+        except NoScreenFoundError:
+            fallback = True
+            corners = sim.corners
+        h, w = orig.shape
+        rect = self.warp(sim.photo, corners, size=(w, h))
+        t2 = time.perf_counter()
+        return {
+            # float16 halves the cache; its 11-bit mantissa is finer than the 8-bit source.
+            "rect": rect.astype(np.float16),
+            "fallback": np.bool_(fallback),
+            "corner_err_px": np.float64(np.abs(np.asarray(corners) - sim.corners).max()),
+            "t_sim": np.float64(t1 - t0), "t_rect": np.float64(t2 - t1),
+        }
+
+
+def _save_npz(path: Path, d: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **d)
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------------------------
+# study
+
+
+def _inner_val(records: list[Record], train_idx: np.ndarray, *, seed: int) -> np.ndarray:
+    """Positions in ``train_idx`` of a patient-grouped, stratified ~10 % validation set."""
+    sub = [records[i] for i in train_idx]
+    n_min = min(sum(r.label for r in sub), sum(1 - r.label for r in sub))
+    k = int(min(10, max(2, n_min)))
+    return grouped_folds(sub, n_splits=k, seed=seed)[0][1]
+
+
+def _paired_stats(a: np.ndarray, b: np.ndarray, *, seed: int) -> dict[str, Any]:
+    """Paired per-fold comparison of AUROC arrays a − b."""
+    from scipy import stats
+
+    d = np.asarray(a) - np.asarray(b)
+    out: dict[str, Any] = {"mean_diff": float(d.mean()), "sd_diff": float(d.std(ddof=1))
+                           if len(d) > 1 else float("nan"), "n_folds": int(len(d))}
+    if len(d) > 1:
+        out["paired_t_p"] = float(stats.ttest_rel(a, b).pvalue) if d.std() > 0 else 1.0
+        try:
+            out["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
+        except ValueError:
+            out["wilcoxon_p"] = float("nan")
+        _, lo, hi = bootstrap_ci(np.mean, d, n_boot=5000, seed=seed)
+        out["bootstrap_ci95"] = [lo, hi]
+    return out
+
+
+def _fig_to_rgb(fig) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def plot_roc(pred: list[dict[str, Any]], arms: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    from photorad.io import save_png
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.0), dpi=110)
+    y = np.array([p["label"] for p in pred])
+    for arm in arms:
+        s = np.array([p.get(arm, np.nan) for p in pred], dtype=float)
+        ok = np.isfinite(s)
+        if ok.sum() < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y[ok], s[ok])
+        ax.plot(fpr, tpr, label=f"{arm} (pooled AUROC {auroc(y[ok], s[ok]):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set_xlabel("1 − specificity")
+    ax.set_ylabel("sensitivity")
+    ax.set_title("Pooled test predictions (all folds)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout(rect=(0.0, 0.04, 1.0, 1.0))
+    fig.text(0.01, 0.01, DISCLAIMER, fontsize=7, color="grey")
+    save_png(path, _fig_to_rgb(fig))
+    plt.close(fig)
+
+
+def plot_box(rows: list[dict[str, Any]], arms: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from photorad.io import save_png
+
+    data = [[r[arm] for r in rows if r.get(arm) is not None] for arm in arms]
+    fig, ax = plt.subplots(figsize=(5.5, 4.0), dpi=110)
+    ax.boxplot(data, tick_labels=arms, showmeans=True)
+    for i, d in enumerate(data, start=1):
+        ax.scatter(np.full(len(d), i) + np.linspace(-0.08, 0.08, len(d)), d, s=10, alpha=0.6)
+    ax.set_ylabel("AUROC per test fold")
+    ax.set_title(f"{len(rows)} test folds")
+    fig.tight_layout(rect=(0.0, 0.04, 1.0, 1.0))
+    fig.text(0.01, 0.01, DISCLAIMER, fontsize=7, color="grey")
+    save_png(path, _fig_to_rgb(fig))
+    plt.close(fig)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "—" if math.isnan(v) else f"{v:.4f}"
+    return "—" if v is None else str(v)
+
+
+def write_tables(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
+                 arms: list[str]) -> None:
+    cols = ["repeat", "fold", "n_test", "n_malignant", "original_all", "n_paired", *arms,
+            "fallbacks", "train_s", "photo_arms_s", "best_epoch"]
+    with (out / "per_fold.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    (out / "per_fold.json").write_text(json.dumps(rows, indent=2) + "\n")
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    (out / "per_fold.md").write_text("\n".join(md) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    title = (f"hold-out evaluation of `{summary['config']['model']}`"
+             if summary["mode"] == "hold-out" else f"profile `{summary['config']['profile']}`")
+    lines = [f"# AUROC study — {title}", "",
+             f"{DISCLAIMER}", "", f"Command: `{summary['command']}`", "",
+             f"Wall time: {summary['wall_s']:.0f} s (process CPU time {summary['cpu_s']:.0f} s); "
+             f"{summary['machine']}", "",
+             f"`original_all`: all test images ({summary['n_images']} per repeat); the other arms: "
+             f"the same {summary['n_paired_images']} images in every arm (paired).", "",
+             "| arm | mean AUROC | sd | folds | pooled AUROC |", "|---|---|---|---|---|"]
+    for arm in ["original_all", *arms]:
+        a = summary["arms"].get(arm, {})
+        lines.append(f"| {arm} | {_fmt(a.get('mean'))} | {_fmt(a.get('sd'))} | "
+                     f"{a.get('n_folds', 0)} | {_fmt(a.get('pooled_auroc'))} |")
+    for arm, why in summary.get("not_run", {}).items():
+        lines.append(f"| {arm} | not run: {why} | | | |")
+    lines += ["", "Paired per-fold differences (a − b):", "",
+              "| a − b | mean | sd | paired t p | Wilcoxon p | bootstrap 95 % CI |",
+              "|---|---|---|---|---|---|"]
+    for name, d in summary["paired"].items():
+        ci = d.get("bootstrap_ci95")
+        lines.append(f"| {name} | {_fmt(d['mean_diff'])} | {_fmt(d['sd_diff'])} | "
+                     f"{_fmt(d.get('paired_t_p'))} | {_fmt(d.get('wilcoxon_p'))} | "
+                     f"{'[' + ', '.join(f'{c:.4f}' for c in ci) + ']' if ci else '—'} |")
+    if summary.get("delong_pooled"):
+        lines += ["", "DeLong test on the pooled test cases (each image scored once):", "",
+                  "| a − b | AUROC difference | 95 % CI | p |", "|---|---|---|---|"]
+        for name, d in summary["delong_pooled"].items():
+            lines.append(f"| {name} | {d['diff']:.4f} | [{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]"
+                         f" | {d['p']:.2g} |")
+    if summary.get("photo"):
+        ph = summary["photo"]
+        lines += ["", f"Photo arms: {ph['n_images']} images simulated (`{summary['config']['preset']}`, "
+                  f"{summary['config']['photo_size'][0]}×{summary['config']['photo_size'][1]} px); "
+                  f"detection fell back to ground-truth corners for {ph['fallbacks']} "
+                  f"({100.0 * ph['fallbacks'] / max(1, ph['n_images']):.1f} %)."]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -> dict[str, Any]:
+    import torch
+
+    from photorad.provenance import machine_info
+
+    t_start = time.perf_counter()
+    torch.set_num_threads(int(cfg["threads"]))
+    root = Path(cfg["data_root"]) if cfg.get("data_root") else find_shared_data("bus-bra")
+    if root is None:
+        raise ConfigError("BUS-BRA not found: pass --data-root or set PHOTORAD_DATA")
+    records = load_records(root)
+    if cfg["limit"]:
+        rng = np.random.default_rng(cfg["seed"])
+        records = [records[i] for i in sorted(rng.choice(len(records), cfg["limit"], replace=False))]
+    spec = PreprocessSpec(size=int(cfg["size"]), roi=cfg["roi"], margin=float(cfg["margin"]))
+    fixed = None
+    if cfg.get("model"):
+        # Hold-out mode: no training; a given checkpoint is scored on the patients its sidecar
+        # lists as test patients (the shipped model: patients it never saw).
+        from photorad.classify import Classifier
+
+        fixed = Classifier.from_checkpoint(cfg["model"], device=cfg["device"])
+        spec = fixed.spec
+        held = set(fixed.meta.extra.get("test_patients") or [])
+        if not held:
+            raise ConfigError(f"{cfg['model']}: sidecar lists no test_patients; cannot evaluate "
+                              "without leaking training patients")
+        cfg.update(repeats=1, splits=1, size=spec.size, roi=spec.roi, margin=spec.margin,
+                   arch=fixed.meta.architecture, model_sha256=fixed.sha256)
+        cfg["arms"] = [a for a in cfg["arms"] if a != "finetuned"]
+    tcfg = TrainConfig(arch=cfg["arch"], model_kwargs=dict(cfg["model_kwargs"]),
+                       epochs=int(cfg["epochs"]), patience=int(cfg["patience"]),
+                       batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
+                       device=cfg["device"])
+    out.mkdir(parents=True, exist_ok=True)
+
+    def log(*a: Any) -> None:
+        print(*a, file=sys.stderr, flush=True)
+
+    log(f"loading {len(records)} originals …")
+    images = load_cls_images(records, spec=spec, progress=progress)
+    labels = np.array([r.label for r in records])
+    if fixed is not None:
+        is_test = np.array([r.group in held for r in records])
+        fixed_split = (np.flatnonzero(~is_test), np.flatnonzero(is_test))
+
+    arms = list(cfg["arms"])
+    not_run: dict[str, str] = {}
+    if fixed is not None:
+        not_run["finetuned"] = "hold-out mode (--model) trains nothing"
+    photo: PhotoArms | None = None
+    photo_arms = [a for a in arms if a != "original"]
+    if photo_arms:
+        try:
+            photo = PhotoArms(cfg, spec, Path(cfg["cache"]))
+        except (ImportError, PhotoradError) as exc:
+            for a in photo_arms:
+                not_run[a] = f"{type(exc).__name__}: {exc}"
+            arms = ["original"]
+            log(f"photo arms not run: {exc}")
+    if photo is not None and photo.restorer is None:
+        for a in ("restored", "finetuned"):
+            if a in arms:
+                arms.remove(a)
+                not_run[a] = photo.restorer_error
+
+    # Photo arms run on a fixed random subset of images (all of them in the full profile):
+    # simulation dominates the CPU budget. All arms, "original" included, are scored on the same
+    # subset so that per-fold differences are paired; "original_all" is the whole test fold.
+    frac = float(cfg["photo_fraction"]) if photo is not None else 1.0
+    in_sub = np.random.default_rng(int(cfg["seed"]) + 4242).random(len(records)) < frac
+    if frac >= 1.0:
+        in_sub[:] = True
+    rows: list[dict[str, Any]] = []
+    preds: list[dict[str, Any]] = []
+    for rep in range(int(cfg["repeats"])):
+        seed = int(cfg["seed"]) + rep
+        if fixed is not None:
+            folds = [fixed_split]
+        else:
+            folds = grouped_folds(records, n_splits=int(cfg["splits"]), seed=seed)
+        for k, (tr_all, te) in enumerate(folds):
+            t0 = time.perf_counter()
+            if fixed is not None:
+                res = FitResult(model=fixed.model, best_epoch=-1, best_val_auroc=float("nan"),
+                                history=[], last_state={})
+                va = tr = tr_all
+            else:
+                va = tr_all[_inner_val(records, tr_all, seed=seed + 100 * k)]
+                tr = np.setdiff1d(tr_all, va)
+                res = fit(images[tr], labels[tr], images[va], labels[va], cfg=tcfg, spec=spec,
+                          seed=seed * 1000 + k, progress=progress,
+                          on_epoch=lambda r, k=k: log(f"fold {k} epoch {r['epoch']}: loss "
+                                                       f"{r['train_loss']:.3f} val AUROC "
+                                                       f"{r['val_auroc']:.3f}"))
+            train_s = time.perf_counter() - t0
+            p_all = predict_proba(res.model, images[te], spec=spec, device=tcfg.device)
+            te_s = te[in_sub[te]]
+            scores: dict[str, np.ndarray] = {"original": p_all[in_sub[te]]}
+            fallbacks = 0
+            t1 = time.perf_counter()
+            if photo is not None:
+                feats = [photo.get(records[i]) for i in te_s]
+                fallbacks = int(sum(bool(f["fallback"]) for f in feats))
+                x_photo = np.stack([f["photo"] for f in feats])
+                scores["photo"] = predict_proba(res.model, x_photo, spec=spec, device=tcfg.device)
+                if "restored" in arms or "finetuned" in arms:
+                    x_rest = np.stack([f["restored"] for f in feats])
+                if "restored" in arms:
+                    scores["restored"] = predict_proba(res.model, x_rest, spec=spec,
+                                                       device=tcfg.device)
+                if "finetuned" in arms:
+                    rng = np.random.default_rng(seed * 1000 + k)
+                    ft_tr = tr[in_sub[tr]]
+                    if cfg["finetune_limit"] and len(ft_tr) > int(cfg["finetune_limit"]):
+                        ft_tr = np.sort(rng.choice(ft_tr, int(cfg["finetune_limit"]),
+                                                   replace=False))
+                    fv = va[in_sub[va]]
+                    x_ft = np.stack([photo.get(records[i])["restored"] for i in ft_tr])
+                    x_fv = np.stack([photo.get(records[i])["restored"] for i in fv])
+                    ft_cfg = TrainConfig(**{**tcfg.__dict__, "epochs": int(cfg["finetune_epochs"]),
+                                            "lr": float(cfg["finetune_lr"]), "warmup_epochs": 0,
+                                            "patience": int(cfg["finetune_epochs"])})
+                    ft = fit(x_ft, labels[ft_tr], x_fv, labels[fv], cfg=ft_cfg, spec=spec,
+                             seed=seed * 1000 + k + 7, init_state=res.model.state_dict(),
+                             progress=progress)
+                    scores["finetuned"] = predict_proba(ft.model, x_rest, spec=spec,
+                                                        device=tcfg.device)
+            row: dict[str, Any] = {"repeat": rep, "fold": k, "n_test": int(len(te)),
+                                   "n_malignant": int(labels[te].sum()),
+                                   "n_paired": int(len(te_s)), "fallbacks": fallbacks,
+                                   "train_s": round(train_s, 1),
+                                   "photo_arms_s": round(time.perf_counter() - t1, 1),
+                                   "best_epoch": res.best_epoch,
+                                   "original_all": auroc(labels[te], p_all)}
+            for arm, sc in scores.items():
+                row[arm] = auroc(labels[te_s], sc)
+            rows.append(row)
+            pos = {int(i): j for j, i in enumerate(te_s)}
+            for j, i in enumerate(te):
+                p = {"id": records[i].id, "patient": records[i].group, "repeat": rep,
+                     "fold": k, "label": int(labels[i]), "original_all": float(p_all[j])}
+                for arm, sc in scores.items():
+                    p[arm] = float(sc[pos[int(i)]]) if int(i) in pos else float("nan")
+                preds.append(p)
+            log(json.dumps({kk: (round(v, 4) if isinstance(v, float) else v)
+                            for kk, v in row.items()}))
+            # A long run that is stopped still leaves the folds it finished.
+            (out / "per_fold.partial.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+    summary: dict[str, Any] = {"config": cfg, "command": command, "disclaimer": DISCLAIMER,
+                               "arms": {}, "paired": {}, "delong_pooled": {},
+                               "not_run": not_run,
+                               "mode": "hold-out" if fixed is not None else "cross-validation",
+                               "n_images": sum(r["n_test"] for r in rows if r["repeat"] == 0),
+                               "n_paired_images": sum(r["n_paired"] for r in rows
+                                                      if r["repeat"] == 0)}
+    y_all = np.array([p["label"] for p in preds])
+    for arm in ["original_all", *arms]:
+        v = np.array([r[arm] for r in rows])
+        s_all = np.array([p[arm] for p in preds])
+        ok = np.isfinite(s_all)
+        summary["arms"][arm] = {"mean": float(v.mean()),
+                                "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+                                "n_folds": int(len(v)), "pooled_auroc": auroc(y_all[ok], s_all[ok])}
+    pairs = [("original", "photo"), ("original", "restored"), ("restored", "photo"),
+             ("finetuned", "restored"), ("original", "finetuned")]
+    for a, b in pairs:
+        if a in arms and b in arms:
+            va_, vb_ = np.array([r[a] for r in rows]), np.array([r[b] for r in rows])
+            summary["paired"][f"{a} − {b}"] = _paired_stats(va_, vb_, seed=int(cfg["seed"]))
+            if int(cfg["repeats"]) == 1:  # each image once: a DeLong test on pooled cases is valid
+                sa = np.array([p[a] for p in preds])
+                sb = np.array([p[b] for p in preds])
+                ok = np.isfinite(sa) & np.isfinite(sb)
+                c = delong_test(y_all[ok], sa[ok], sb[ok])
+                summary["delong_pooled"][f"{a} − {b}"] = {
+                    "diff": c.diff, "ci95": [c.ci_low, c.ci_high], "p": c.p_value}
+    if photo is not None:
+        feats = list(photo.done.values())
+        summary["photo"] = {
+            "n_images": len(feats),
+            "fallbacks": int(sum(bool(f["fallback"]) for f in feats)),
+            "median_corner_err_px": float(np.median([f["corner_err_px"] for f in feats])),
+            "mean_sim_s": float(np.mean([f["t_sim"] for f in feats])),
+            "mean_rectify_s": float(np.mean([f["t_rect"] for f in feats])),
+        }
+        if photo.restorer is not None:
+            summary["photo"]["restorer"] = {"name": photo.restorer.name,
+                                            "sha256": photo.restorer.sha256}
+    summary["wall_s"] = time.perf_counter() - t_start
+    # CPU seconds are what the run costs independent of other jobs sharing the machine.
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    summary["cpu_s"] = ru.ru_utime + ru.ru_stime
+    try:
+        import os
+
+        load = os.getloadavg()
+    except OSError:
+        load = (float("nan"),) * 3
+    mi = machine_info()
+    summary["machine"] = (f"{mi['cpu_count']} CPUs, torch threads {mi.get('torch_threads')}, "
+                          f"cuda={mi.get('cuda')}, load average at end {load[0]:.2f}/"
+                          f"{load[1]:.2f}/{load[2]:.2f} (1/5/15 min)")
+    with (out / "predictions.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["id", "patient", "repeat", "fold", "label",
+                                           "original_all", *arms])
+        w.writeheader()
+        w.writerows(preds)
+    write_tables(out, rows, summary, arms)
+    (out / "per_fold.partial.json").unlink(missing_ok=True)
+    plot_roc(preds, arms, out / "roc.png")
+    plot_box(rows, arms, out / "box.png")
+    data_hash = hash_files([r.path for r in records], root=root)
+    write_run_info(out, {**cfg, "data_root": str(root)}, data_hashes={"bus-bra": data_hash})
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = resolve(args)
+    cfg["data_root"] = args.data_root
+    if args.profile == "full":
+        import torch
+
+        if cfg["device"] in ("auto", "cuda") and not torch.cuda.is_available():
+            print("auroc_cv: warning: --profile full is meant for a GPU; none found, running on "
+                  "CPU will take days", file=sys.stderr)
+    command = "python eval/auroc_cv.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    summary = run_study(cfg, out=Path(args.out), progress=not args.no_progress, command=command)
+    print(json.dumps({"arms": summary["arms"], "paired": summary["paired"],
+                      "not_run": summary["not_run"], "wall_s": round(summary["wall_s"], 1),
+                      "photo": summary.get("photo")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except PhotoradError as exc:
+        print(f"auroc_cv: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,95 @@
+"""Restoration architectures: registry, shapes, residual learning, cost, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from photorad.errors import ModelError
+from photorad.models import create_model, list_models
+from photorad.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from photorad.restore import conv_macs
+
+RESTORERS = ("dncnn", "dncnn_s", "msunet", "msunet_s")
+
+
+def test_registered() -> None:
+    assert set(RESTORERS) <= set(list_models())
+
+
+def test_dncnn_paper_config() -> None:
+    net = create_model("dncnn")
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == 17 and len(bns) == 15
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert convs[1].in_channels == 64 and convs[1].out_channels == 64
+    assert net.receptive_field == 35
+    assert conv_macs(net, height=64, width=64) == net.macs_per_pixel() * 64 * 64
+
+
+@pytest.mark.parametrize("name", RESTORERS)
+@pytest.mark.parametrize("shape", [(1, 1, 40, 56), (2, 1, 37, 61)])
+def test_shapes_any_size(name: str, shape: tuple[int, ...]) -> None:
+    net = create_model(name).eval()
+    x = torch.rand(*shape)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape and y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", RESTORERS)
+def test_starts_as_identity(name: str) -> None:
+    # Residual learning with a zero-initialised last layer: an untrained net changes nothing.
+    net = create_model(name).eval()
+    x = torch.rand(1, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(net(x), x, atol=1e-6)
+
+
+def test_dncnn_subtracts_predicted_degradation() -> None:
+    net = create_model("dncnn_s", depth=3, channels=4).eval()
+    torch.nn.init.normal_(net.body[-1].weight, std=0.1)
+    x = torch.rand(1, 1, 20, 20)
+    with torch.no_grad():
+        assert torch.allclose(net(x), x - net.body(x))
+
+
+def test_successor_is_cheaper_and_sees_further() -> None:
+    d = conv_macs(create_model("dncnn"), height=256, width=256)
+    m = conv_macs(create_model("msunet"), height=256, width=256)
+    assert m <= d / 4, (m, d)
+    # Receptive field: an impulse at the centre changes outputs > 100 px away (DnCNN: ≤ 17 px).
+    net = create_model("msunet_s").eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.zeros(1, 1, 256, 256)
+    x2 = x.clone()
+    x2[..., 128, 128] = 1.0
+    with torch.no_grad():
+        diff = (net(x2) - net(x)).abs()[0, 0]
+    assert diff[128, 0:10].max() > 0 and diff[0:10, 128].max() > 0
+
+
+def test_checkpoint_roundtrip(tmp_path) -> None:
+    net = create_model("msunet_s", widths=(8, 16, 16), blocks=(1, 1, 1))
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    meta = CheckpointMeta(architecture="msunet_s", task="restore",
+                          model_kwargs={"widths": [8, 16, 16], "blocks": [1, 1, 1]},
+                          metrics={"val_psnr": 1.0}, data_hash="abc")
+    path = save_checkpoint(tmp_path / "m.safetensors", net, meta)
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["architecture"] == "msunet_s" and side["data_hash"] == "abc"
+    loaded, meta2 = load_checkpoint(path, task="restore")
+    x = torch.rand(1, 1, 33, 47)
+    with torch.no_grad():
+        np.testing.assert_array_equal(net.eval()(x).numpy(), loaded(x).numpy())
+    assert meta2.sha256 and len(meta2.sha256) == 64
+    with pytest.raises(ModelError):
+        load_checkpoint(path, task="classify")
+    with pytest.raises(ModelError):
+        load_checkpoint(path, expected_sha256="0" * 64)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
+from photorad.rectify import detect, warp
+from photorad.rectify.geometry import quad_size
+from tests.test_rectify_synth import render_photo, skewed_corners, textured_original
+
+
+def _corner_error(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return np.hypot(*(found - truth).T)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_detect_subpixel_on_clean_render(seed: int) -> None:
+    truth = skewed_corners(seed=seed, skew=0.1)
+    photo = render_photo(textured_original(seed=seed), truth, seed=seed)
+    quad = detect(photo)
+    assert quad.method == "contour+edges"
+    assert quad.score > 0.9
+    assert _corner_error(quad.corners, truth).max() < 0.6
+
+
+def test_detect_strong_keystone() -> None:
+    truth = np.array([[700.0, 300.0], [1150.0, 380.0], [1180.0, 900.0], [560.0, 820.0]])
+    photo = render_photo(textured_original(seed=5), truth, seed=5)
+    quad = detect(photo)
+    assert _corner_error(quad.corners, truth).max() < 1.0
+
+
+def test_detect_with_glare_and_blur() -> None:
+    truth = skewed_corners(seed=8)
+    photo = render_photo(textured_original(seed=8), truth, seed=8).astype(np.float32)
+    h, w = photo.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    cx, cy = truth[1] + np.array([-60.0, 80.0])  # glare over the top-right of the image
+    glare = 120.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 90.0**2))
+    photo = cv2.GaussianBlur(photo + glare[..., None], (0, 0), 2.0)
+    photo = np.clip(photo, 0, 255).astype(np.uint8)
+    quad = detect(photo)
+    diag = float(np.hypot(*quad_size(truth)))
+    assert np.median(_corner_error(quad.corners, truth)) < 0.005 * diag
+
+
+def test_detect_then_warp_recovers_image() -> None:
+    orig = textured_original(seed=9)
+    truth = skewed_corners(seed=9)
+    photo = render_photo(orig, truth, seed=9)
+    out = warp(photo, detect(photo), size=orig.shape[::-1])
+    assert np.corrcoef(out.ravel(), orig.ravel())[0, 1] > 0.97
+
+
+def test_cut_off_image_says_which_edge() -> None:
+    truth = skewed_corners(seed=2) + np.array([-560.0, 0.0])  # off the left side
+    photo = render_photo(textured_original(seed=2), np.clip(truth, -300, None), seed=2)
+    with pytest.raises(NoScreenFoundError, match="left"):
+        detect(photo)
+
+
+@pytest.mark.parametrize(
+    ("photo", "match"),
+    [
+        (np.zeros((480, 640, 3), np.uint8), "dark"),
+        (np.full((480, 640, 3), 255, np.uint8), "saturated"),
+        (np.full((480, 640, 3), 128, np.uint8), "contrast"),
+    ],
+)
+def test_blank_photos(photo: np.ndarray, match: str) -> None:
+    with pytest.raises(NoScreenFoundError, match=match):
+        detect(photo)
+
+
+def test_photo_without_screen() -> None:
+    rng = np.random.default_rng(0)
+    noise = cv2.GaussianBlur(rng.random((600, 800)).astype(np.float32), (0, 0), 8)
+    noise = (noise - noise.min()) / (noise.max() - noise.min())
+    photo = np.repeat((noise * 255).astype(np.uint8)[..., None], 3, axis=2)
+    with pytest.raises(NoScreenFoundError):
+        detect(photo)
+
+
+def test_bad_arrays() -> None:
+    with pytest.raises(ImageTooSmallError):
+        detect(np.zeros((40, 40, 3), np.uint8))
+    with pytest.raises(UnsupportedImageError):
+        detect(np.zeros((100, 100), np.uint8))
+    with pytest.raises(UnsupportedImageError):
+        detect(np.zeros((100, 100, 3), np.float32))

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from photorad.errors import InvalidCornersError
+from photorad.rectify import quality
+from photorad.rectify.quality import THRESHOLDS, grade, keystone_angle
+from tests.test_rectify_synth import render_photo, skewed_corners, textured_original
+
+
+def _photo(seed: int = 0, **kw: float) -> tuple[np.ndarray, np.ndarray]:
+    truth = skewed_corners(seed=seed, skew=0.02)
+    return render_photo(textured_original(seed=seed, **kw), truth, seed=seed), truth
+
+
+def test_clean_render_passes() -> None:
+    photo, corners = _photo()
+    rep = quality(photo, corners, original_size=(320, 240))
+    d = json.loads(json.dumps(rep.to_dict()))
+    assert d["status"] == rep.status
+    assert rep["glare"].status == "pass"
+    assert rep["keystone"].status == "pass"
+    assert rep["resolution"].value == pytest.approx(2.25, rel=0.1)
+    assert rep["resolution"].status == "pass"
+    assert rep["blur"].value is not None and rep["blur"].value < 0.7
+
+
+def test_blur_is_measured_in_photo_pixels() -> None:
+    photo, corners = _photo(seed=1)
+    sharp = quality(photo, corners, original_size=(320, 240))["blur"].value
+    blurred = cv2.GaussianBlur(photo, (0, 0), 4.0)
+    rep = quality(blurred, corners, original_size=(320, 240))
+    # σ = 4 photo px ≈ 1.8 original px (2.25 photo px per original px) on top of the sharp edge.
+    expected = np.hypot(4.0 / 2.25, sharp)
+    assert rep["blur"].value == pytest.approx(expected, rel=0.2)
+    assert rep["blur"].status == "fail"
+
+
+def test_glare_and_exposure() -> None:
+    photo, corners = _photo(seed=2)
+    c = corners.mean(axis=0).astype(int)
+    glared = photo.copy()
+    cv2.circle(glared, (int(c[0]), int(c[1])), 60, (255, 255, 255), -1)
+    rep = quality(glared, corners, original_size=(320, 240))
+    assert rep["glare"].value > 0.02 and rep["glare"].status == "fail"
+    dark = (photo // 8).astype(np.uint8)
+    assert quality(dark, corners)["exposure"].status == "fail"
+
+
+def test_keystone_angle() -> None:
+    w, h = 4000, 3000
+    f = 0.8 * w
+    # A fronto-parallel rectangle: 0°.
+    flat = np.array([[1000, 800], [3000, 800], [3000, 2200], [1000, 2200]], float)
+    assert keystone_angle(flat, (w, h)) < 0.5
+    # Project a rectangle rotated by 30° about the vertical axis with the same camera model.
+    ang = np.radians(30.0)
+    pts3 = np.array([[-1, -0.7, 0], [1, -0.7, 0], [1, 0.7, 0], [-1, 0.7, 0]], float)
+    rot = np.array([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0], [-np.sin(ang), 0, np.cos(ang)]])
+    cam = pts3 @ rot.T + np.array([0, 0, 5.0])
+    proj = cam[:, :2] / cam[:, 2:3] * f + np.array([(w - 1) / 2, (h - 1) / 2])
+    assert keystone_angle(proj, (w, h)) == pytest.approx(30.0, abs=0.1)
+
+
+def test_grades() -> None:
+    for name, (ok, warn) in THRESHOLDS.items():
+        assert grade(name, ok) == "pass"
+        assert grade(name, warn) in ("warn", "pass")
+    assert grade("resolution", 0.5) == "fail"
+    assert grade("glare", 0.5) == "fail"
+    assert grade("blur", None) == "warn"
+
+
+def test_unknown_original_size_is_noted() -> None:
+    photo, corners = _photo(seed=3)
+    rep = quality(photo, corners)
+    assert "nominal" in rep["resolution"].note
+
+
+def test_bad_corners() -> None:
+    photo, _ = _photo()
+    with pytest.raises(InvalidCornersError):
+        quality(photo, [[0, 0], [5000, 0], [5000, 10], [0, 10]])

@@ -1,0 +1,259 @@
+"""Restorer inference: tiling, backends, ONNX, CLI, paired data, training smoke test."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from photorad.errors import ImageTooSmallError, ModelError, UnsupportedImageError
+from photorad.io import load_original, save_png
+from photorad.metrics import psnr
+from photorad.models import create_model
+from photorad.models.checkpoint import CheckpointMeta, save_checkpoint
+from photorad.restore import (
+    MATCH_TOL,
+    Restorer,
+    blend_ramp,
+    export_onnx,
+    fuse_conv_bn,
+    tile_starts,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _random_net(name: str, **kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = create_model(name, **kw)
+    for p in net.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.05)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return net.eval()
+
+
+def _reference(net: torch.nn.Module, img: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return net(torch.from_numpy(img)[None, None])[0, 0].numpy()
+
+
+@pytest.fixture(scope="module")
+def small_dncnn() -> torch.nn.Module:
+    return _random_net("dncnn_s", depth=6, channels=16)
+
+
+def test_tile_starts_cover() -> None:
+    for length in (100, 512, 513, 1000, 2049):
+        starts = tile_starts(length, tile=256, overlap=48)
+        assert starts[0] == 0 and starts[-1] + min(256, length) == length
+        assert all(b - a <= 256 - 48 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_blend_ramps_sum_to_one() -> None:
+    # Two neighbouring tiles overlapping by exactly `overlap`: their weights sum to 1.
+    tile, overlap = 64, 24
+    a = blend_ramp(tile, overlap=overlap, start_inner=False, end_inner=True)
+    b = blend_ramp(tile, overlap=overlap, start_inner=True, end_inner=False)
+    s = a[tile - overlap:] + b[:overlap]
+    np.testing.assert_allclose(s, 1.0, atol=1e-6)
+    assert a[-1] == 0 and b[0] == 0 and a[0] == 1 and b[-1] == 1
+
+
+def test_fuse_conv_bn_is_exact(small_dncnn) -> None:
+    import copy
+
+    x = torch.rand(1, 1, 40, 40)
+    fused = fuse_conv_bn(copy.deepcopy(small_dncnn))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    with torch.no_grad():
+        np.testing.assert_allclose(fused(x).numpy(), small_dncnn(x).numpy(), atol=1e-5)
+
+
+def test_tiled_equals_whole_for_dncnn(small_dncnn) -> None:
+    # DnCNN's receptive-field radius (6 layers: 6 px) is below overlap // 3, so tiling is exact.
+    img = np.random.default_rng(1).random((300, 410), dtype=np.float32)
+    ref = np.clip(_reference(small_dncnn, img), 0, 1)
+    r = Restorer(small_dncnn, tile=128, overlap=36, batch_size=3, backend="eager")
+    out = r.restore(img)
+    assert out.shape == img.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_tiled_successor_is_close_to_whole() -> None:
+    net = _random_net("msunet_s", widths=(8, 16, 16), blocks=(1, 1, 1), global_context=False)
+    img = np.random.default_rng(2).random((260, 300), dtype=np.float32)
+    ref = np.clip(_reference(net, img), 0, 1)
+    out = Restorer(net, tile=160, overlap=48, backend="eager").restore(img)
+    assert float(np.abs(out - ref).mean()) < 0.01
+
+
+@pytest.mark.parametrize("name,kw", [("dncnn_s", {"depth": 5, "channels": 16}),
+                                     ("msunet_s", {"widths": (8, 16, 24), "blocks": (1, 1, 1)})])
+def test_backends_agree_and_auto_picks_one(name: str, kw: dict) -> None:
+    net = _random_net(name, **kw)
+    img = np.random.default_rng(3).random((97, 131), dtype=np.float32)
+    ref = np.clip(_reference(net, img), 0, 1)
+    for backend in ("eager", "channels_last", "onnx"):
+        out = Restorer(net, backend=backend).restore(img)
+        np.testing.assert_allclose(out, ref, atol=MATCH_TOL)
+    r = Restorer(net, backend="auto")
+    r.select_backend(probe=64, repeats=1)
+    assert r.backend in r.candidates()
+    np.testing.assert_allclose(r.restore(img), ref, atol=MATCH_TOL)
+
+
+@pytest.mark.parametrize("name,kw", [("dncnn_s", {"depth": 5, "channels": 16}),
+                                     ("msunet_s", {"widths": (8, 16, 16, 24), "blocks": (1, 1, 1, 2)})])
+def test_onnx_matches_pytorch(tmp_path, name: str, kw: dict) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    net = _random_net(name, **kw)
+    path = tmp_path / "m.onnx"
+    export_onnx(net, path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 1, 64, 96), (2, 1, 75, 133)]:  # dynamic batch and odd sizes
+        x = np.random.default_rng(4).random(shape, dtype=np.float32)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(x)).numpy()
+        got = sess.run(None, {"image": x})[0]
+        assert got.shape == ref.shape
+        assert float(np.abs(got - ref).max()) <= 1e-4
+
+
+def test_bad_inputs(small_dncnn) -> None:
+    r = Restorer(small_dncnn, backend="eager")
+    with pytest.raises(UnsupportedImageError):
+        r.restore(np.zeros((40, 40, 3), np.uint8))
+    with pytest.raises(ImageTooSmallError):
+        r.restore(np.zeros((4, 40), np.float32))
+    bad = np.zeros((40, 40), np.float32)
+    bad[3, 3] = np.nan
+    with pytest.raises(UnsupportedImageError):
+        r.restore(bad)
+    with pytest.raises(ModelError):
+        Restorer(small_dncnn, backend="cuda-magic")
+    out = r.restore(np.full((40, 40), 2.0, np.float32))  # out-of-range input is clipped
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def _save_restorer(tmp_path: Path, net: torch.nn.Module, arch: str, kw: dict) -> Path:
+    meta = CheckpointMeta(architecture=arch, model_kwargs=kw, task="restore")
+    return save_checkpoint(tmp_path / f"{arch}.safetensors", net, meta)
+
+
+def test_cli_restore_and_export(tmp_path) -> None:
+    from photorad.cli import main
+
+    kw = {"depth": 4, "channels": 8}
+    net = _random_net("dncnn_s", **kw)
+    ckpt = _save_restorer(tmp_path, net, "dncnn_s", kw)
+    img = np.random.default_rng(5).random((70, 90), dtype=np.float32)
+    src = tmp_path / "in.png"
+    save_png(src, img, bit_depth=16)
+    img16 = load_original(src)
+    dst = tmp_path / "out.png"
+    rc = main(["restore", str(src), "-o", str(dst), "--model", str(ckpt), "--bit-depth", "16"])
+    assert rc == 0
+    got = load_original(dst)
+    want = np.clip(_reference(fuse_conv_bn(net), img16), 0, 1)
+    np.testing.assert_allclose(got, want, atol=2e-4)
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export-onnx", "--model", str(ckpt), "-o", str(onnx_path)]) == 0
+    assert onnx_path.stat().st_size > 0
+    # A missing checkpoint is a clean error, not a traceback.
+    assert main(["restore", str(src), "-o", str(dst), "--model", str(tmp_path / "no")]) != 0
+
+
+# ----------------------------------------------------------------------------- paired data
+def _fake_pairs(folder: Path, sample_root: Path, n: int = 6) -> None:
+    """Pairs with a known global degradation (gamma, black level, haze) — no simulator needed."""
+    from photorad.data.bus_bra import load_records
+
+    recs = load_records(sample_root)[:n]
+    (folder / "rect").mkdir(parents=True)
+    (folder / "orig").mkdir()
+    rows = []
+    for i, r in enumerate(recs):
+        o = load_original(r.path)
+        o = o[: min(o.shape[0], 160), : min(o.shape[1], 160)]
+        deg = 0.15 + 0.7 * o**1.6
+        save_png(folder / "orig" / f"{r.id}.png", o, bit_depth=16)
+        save_png(folder / "rect" / f"{r.id}.png", deg, bit_depth=16)
+        rows.append({"id": r.id, "split": "train" if i < n - 2 else "val", "label": r.label,
+                     "group": r.group, "preset": "fake", "seed": i, "source": r.path.name})
+    with (folder / "pairs.csv").open("w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows(rows)
+
+
+def test_patch_sampler(tmp_path, sample_root) -> None:
+    from photorad.data.paired import PatchSampler, load_pairs
+
+    _fake_pairs(tmp_path / "p", sample_root)
+    pairs = load_pairs(tmp_path / "p", split="train")
+    assert len(pairs) == 4
+    a = PatchSampler(pairs, patch=32, seed=7).batch(5)
+    b = PatchSampler(pairs, patch=32, seed=7).batch(5)
+    np.testing.assert_array_equal(a[0], b[0])
+    x, y = a
+    assert x.shape == y.shape == (5, 1, 32, 32)
+    # Patches stay aligned under flips/rotations: the degradation maps target onto input.
+    np.testing.assert_allclose(x, 0.15 + 0.7 * y**1.6, atol=2e-3)
+
+
+def test_make_pair_with_simulator(sample_root) -> None:
+    pytest.importorskip("photorad.simulate", reason="simulator stage not installed")
+    from photorad.data.paired import make_pair
+
+    o = load_original(next((sample_root / "Images").glob("*.png")))
+    rect, params = make_pair(o, preset="typical", seed=1, photo_size=(800, 600))
+    assert rect.shape == o.shape and rect.dtype == np.float32
+    assert json.dumps(params)
+    assert 3.0 < psnr(o, rect, data_range=1.0) < 40.0
+
+
+def test_train_smoke_and_resume(tmp_path, sample_root) -> None:
+    pairs = tmp_path / "pairs"
+    _fake_pairs(pairs, sample_root)
+    out = tmp_path / "run"
+    cfg = {"model": "msunet_s", "model_kwargs": {"widths": [8, 16, 16], "blocks": [1, 1, 1]},
+           "out": str(out), "pairs": str(pairs), "make_pairs": False, "patch": 48,
+           "batch_size": 4, "steps": 40, "val_every": 20, "lr": 3e-3, "threads": 1,
+           "progress": False, "max_minutes": 5.0}
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(REPO / "train" / "train_restorer.py"), "-c", str(tmp_path / "c.yaml")]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for f in ("best.safetensors", "best.json", "last.safetensors", "log.csv", "run_info.json",
+              "resume.pt"):
+        assert (out / f).is_file(), f
+    log = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(r["step"]) for r in log] == [20, 40]
+    # The net must beat doing nothing on the held-out pairs (identity PSNR).
+    from photorad.data.paired import load_pairs
+
+    val = load_pairs(pairs, split="val")
+    ident = np.mean([psnr(p.orig, p.rect, data_range=1.0) for p in val])
+    assert float(log[-1]["val_psnr"]) > ident + 1.0
+    r = Restorer.from_checkpoint(out / "best.safetensors")
+    assert r.meta.data_hash and r.meta.metrics["val_psnr"] > ident
+    res = subprocess.run(cmd + ["--resume", "--steps", "60"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resumed from step 40" in res.stdout
+    log = list(csv.DictReader((out / "log.csv").open()))
+    assert int(log[-1]["step"]) == 60
