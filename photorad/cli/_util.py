@@ -27,3 +27,18 @@ def parse_corners(text: str) -> np.ndarray:
     if len(vals) != 8 or not np.isfinite(vals).all():
         raise argparse.ArgumentTypeError("corners must be 8 finite numbers: x1,y1,...,x4,y4")
     return np.asarray(vals, dtype=np.float64).reshape(4, 2)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by the subcommands that build a :class:`photorad.pipeline.Pipeline`."""
+    from pathlib import Path
+
+    from photorad.pipeline import DEFAULT_MAX_SIDE
+
+    p.add_argument("--restorer", type=Path, default=None,
+                   help="restorer checkpoint (.safetensors; default: shipped CPU weights)")
+    p.add_argument("--classifier", type=Path, default=None,
+                   help="classifier checkpoint (.safetensors; default: shipped CPU weights)")
+    p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
+                   help=f"longest side of the rectified image in px (default {DEFAULT_MAX_SIDE}, "
+                        "the scale the restorer was trained at)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from photorad.cli._util import parse_corners
+from photorad.cli._util import add_model_arguments, parse_corners
 
 NAME = "analyze"
 HELP = "rectify, restore and score one phone photo (writes result.json, rectified/restored.png)"
@@ -24,13 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--corners", type=parse_corners, default=None,
                    help="x1,y1,x2,y2,x3,y3,x4,y4 (TL, TR, BR, BL) instead of detection")
-    p.add_argument("--restorer", type=Path, default=None,
-                   help="restorer checkpoint (.safetensors; default: shipped CPU weights)")
-    p.add_argument("--classifier", type=Path, default=None,
-                   help="classifier checkpoint (.safetensors; default: shipped CPU weights)")
-    p.add_argument("--max-side", type=int, default=576,
-                   help="longest side of the rectified image in px (default 576, the scale "
-                        "the restorer was trained at)")
+    add_model_arguments(p)
     p.add_argument("--no-quality", action="store_true", help="skip capture-quality checks")
     p.add_argument("--inline-images", action="store_true",
                    help="also embed the PNGs as base64 in result.json (as the API does)")

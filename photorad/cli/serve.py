@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from photorad.cli._util import add_model_arguments
+
 NAME = "serve"
 HELP = "run the inference API and phone web page (needs an API key; see docs/serve.md)"
 DESCRIPTION = """\
@@ -46,13 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-request processing time limit in seconds (default 60; 504 above)")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="torch threads per analysis (default: CPU count / --max-active)")
-    p.add_argument("--restorer", type=Path, default=None,
-                   help="restorer checkpoint (.safetensors; default: shipped CPU weights)")
-    p.add_argument("--classifier", type=Path, default=None,
-                   help="classifier checkpoint (.safetensors; default: shipped CPU weights)")
-    p.add_argument("--max-side", type=int, default=576,
-                   help="longest side of the rectified image in px (default 576, the scale "
-                        "the restorer was trained at)")
+    add_model_arguments(p)
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow this browser origin (repeatable; default: CORS off)")
     p.add_argument("--log-level", default="info",
