@@ -30,6 +30,11 @@ def bench(size: tuple[int, int], *, n: int, workers: int, preset: str, seed: int
     items = (items * (n // len(items) + 1))[:n]
     items = [type(it)(id=f"{it.id}-{k}", path=it.path) for k, it in enumerate(items)]
     who = resource.RUSAGE_CHILDREN if workers > 1 else resource.RUSAGE_SELF
+    if workers <= 1:
+        import cv2
+
+        cv2.setNumThreads(1)  # as in the pool's workers: one thread per process
+    load0 = os.getloadavg()[0]
     r0 = resource.getrusage(who)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -46,6 +51,7 @@ def bench(size: tuple[int, int], *, n: int, workers: int, preset: str, seed: int
         # CPU seconds per photo (all workers); on `workers` otherwise idle cores the rate would
         # be workers / cpu_s_per_photo. Reported because shared machines distort wall time.
         "cpu_s_per_photo": round(cpu / max(summary.n_photos, 1), 3),
+        "load_avg_1min_start": round(load0, 2),
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }
 

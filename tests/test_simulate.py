@@ -13,8 +13,18 @@ import pytest
 from photorad.cli import main
 from photorad.data.bus_bra import load_records
 from photorad.errors import ConfigError, PhotoradError
-from photorad.io import load_original, load_photo
-from photorad.simulate import PRESETS, SimParams, SimResult, sample_params, simulate_photo
+from photorad.io import encode_jpeg, load_original, load_photo
+from photorad.simulate import (
+    PRESETS,
+    SimParams,
+    SimResult,
+    camera,
+    core,
+    display,
+    sample_params,
+    scene,
+    simulate_photo,
+)
 from photorad.simulate.dataset import bus_bra_csv, discover_sources, stable_hash
 
 SMALL = (640, 480)
@@ -264,3 +274,93 @@ def test_odd_output_sizes(original: np.ndarray, size: tuple[int, int]) -> None:
     res = simulate_photo(original, preset="typical", seed=2, size=size)
     assert res.photo.shape == (size[1], size[0], 3)
     assert (res.corners[:, 0] < size[0]).all() and (res.corners[:, 1] < size[1]).all()
+
+
+# --- the fast renderer: strips, tables and fused steps must not change what is simulated
+
+
+def test_strip_height_does_not_change_the_bytes(
+    original: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lattices are rendered, made noisy and digitised in row strips: an implementation detail."""
+    ref = simulate_photo(original, preset="hard", seed=3, size=(333, 257)).jpeg
+    for rows in (core._STEP, 4096):  # smallest strip; one strip per lattice
+        monkeypatch.setattr(core, "_ROWS", rows)
+        assert simulate_photo(original, preset="hard", seed=3, size=(333, 257)).jpeg == ref
+
+
+def test_row_strips_upsample_exactly_like_the_whole_lattice() -> None:
+    w2, h2 = 201, 150
+    n, m = -(-h2 // core._STEP) + 2, -(-w2 // core._STEP) + 2
+    coarse = np.random.default_rng(0).random((n, m)).astype(np.float32)
+    full = core._upsample(coarse, w2, h2)
+    step = 2 * core._STEP
+    for r0 in range(0, h2, step):
+        rows = min(step, h2 - r0)
+        assert np.array_equal(core._upsample_rows(coarse, r0, rows, w2), full[r0:r0 + rows])
+
+
+def test_sensor_noise_has_the_model_std_and_is_seeded() -> None:
+    p = SimParams(iso=800.0, full_well_e=6000.0, read_noise_e=3.0)
+    fw = 6000.0 * 100.0 / 800.0
+    out = []
+    for seed in (5, 5, 6):
+        camera.seed_noise(seed)
+        s = np.full((400, 500), 0.25, np.float32)
+        out.append(camera.add_sensor_noise(s, p))
+    assert np.array_equal(out[0], out[1]) and not np.array_equal(out[0], out[2])
+    expected = np.sqrt(0.25 / fw + (3.0 / fw) ** 2)
+    assert abs(out[0].std() / expected - 1.0) < 0.02
+    assert abs(out[0].mean() - 0.25) < 0.05 * expected
+
+
+def test_emission_table_and_regrouping_match_the_physical_definition() -> None:
+    p = SimParams(display_gamma=2.4, cfa_crosstalk=0.08, white_tint=(0.95, 1.0, 1.05),
+                  black_level=0.01, backlight_bleed=0.05, backlight_falloff=0.2,
+                  screen_w=40, screen_h=30)
+    drive = np.random.default_rng(2).integers(0, 256, (30, 40, 3)).astype(np.uint8)
+    vv, uu = np.mgrid[0:30, 0:40].astype(np.float32)
+    gain, bleed = display.panel_field(uu, vv, p)
+    lin = (drive / 255.0) ** 2.4
+    black = (p.black_level + bleed)[..., None]
+    e = (black + (1.0 - black) * lin) * gain[..., None] * np.asarray(p.white_tint)
+    mix = np.full((3, 3), 0.04)
+    np.fill_diagonal(mix, 0.92)
+    ref = e @ mix.T
+    np.testing.assert_allclose(display.emission(drive, p), ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(display.emission(drive.astype(np.float32) / 255.0, p), ref,
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_stripe_polynomial_equals_the_fourier_series() -> None:
+    rng = np.random.default_rng(3)
+    coefs = [rng.uniform(-1.0, 1.0, (5, 7)).astype(np.float32) for _ in range(3)]
+    coord = rng.uniform(0.0, 40.0, (5, 7)).astype(np.float32)
+    got = display.stripe_mask(coord, 1.0 / 3.0, display.power_coefficients(coefs))
+    phase = 2.0 * np.pi * (coord.astype(np.float64) - 1.0 / 3.0)
+    ref = 1.0 + sum(a * np.cos(k * phase) for k, a in enumerate(coefs, start=1))
+    np.testing.assert_allclose(got, ref, atol=2e-4)
+
+
+def test_bgr_isp_gives_the_bytes_of_encode_jpeg() -> None:
+    """simulate_photo encodes the ISP's BGR output directly: same bytes as io.encode_jpeg(RGB)."""
+    codes = (np.random.default_rng(1).integers(0, 4096, (64, 96)) * 16).astype(np.uint16)
+    p = SimParams(sharpen=0.4)
+    rgb = camera.develop(codes, p)
+    bgr = camera.develop(codes, p, bgr=True)
+    assert np.array_equal(rgb, bgr[..., ::-1])
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 87])
+    assert ok and buf.tobytes() == encode_jpeg(rgb, quality=87)
+
+
+def test_background_spline_equals_scipy_map_coordinates() -> None:
+    """The room background's cubic spline (numpy, no scipy import) is scipy's function."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(4)
+    grid = rng.uniform(0.4, 1.6, (6, 8))
+    rows = rng.uniform(-0.5, 5.5, (30, 40))
+    cols = rng.uniform(-0.5, 7.5, (30, 40))
+    cc, rr = np.meshgrid(np.linspace(-0.3, 7.3, 50), np.linspace(-0.3, 5.3, 35))
+    for r, c in ((rows, cols), (rr, cc)):  # scattered points and the separable grid path
+        ref = ndimage.map_coordinates(grid, [r, c], order=3, mode="nearest")
+        np.testing.assert_allclose(scene.spline_field(grid, r, c), ref, rtol=0, atol=1e-9)

@@ -6,20 +6,27 @@ quantities (screen coordinates, viewing-angle gain, vignetting, ambient light, g
 weights of the sub-pixel harmonics) are evaluated on a coarse grid (every 8 photo pixels) and
 upsampled bilinearly; the sharp ones (image content, bezel edges) come from one
 ``cv2.remap`` of a native-resolution screen texture through the composed lens-distortion and
-perspective map.
+perspective map. Each lattice is rendered, exposed, made noisy and digitised in strips of
+:data:`_ROWS` rows, so that the two dozen per-pixel temporaries stay in the CPU cache and no
+full-size float image of the photo is ever made.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from photorad.errors import ConfigError, ImageTooSmallError, UnsupportedImageError
+from photorad.errors import (
+    ConfigError,
+    ImageTooSmallError,
+    PhotoradError,
+    UnsupportedImageError,
+)
 from photorad.simulate import camera as cam_mod
 from photorad.simulate import display, scene
 from photorad.simulate.presets import META_KEYS, REFERENCE_WIDTH, SimParams, sample_params
@@ -31,13 +38,15 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZE = (4032, 3024)
 #: Coarse-grid step in lattice pixels (2 photo pixels each).
 _STEP = 4
+#: Lattice rows rendered at once (a multiple of ``_STEP``): at 12 MP one strip's float32
+#: temporaries are 2016 × 64 × 4 B = 516 kB each, small enough to stay in the CPU cache.
+_ROWS = 16 * _STEP
 #: Margin of texture pixels outside the bezel (zero = "not the monitor").
 _PAD = 2
 #: Fraction of the photo's shorter side kept free around the displayed image.
 FRAME_MARGIN = 0.02
 
 
-@dataclass
 class SimResult:
     """One simulated photo and its ground truth.
 
@@ -45,7 +54,8 @@ class SimResult:
     ----------
     photo:
         ``uint8`` (H, W, 3) RGB, exactly the pixels of :attr:`jpeg` decoded by
-        :func:`photorad.io.load_photo`.
+        :func:`photorad.io.load_photo` (decoded on first access: writing data sets needs only
+        the file's bytes, and decoding a 12 MP JPEG costs about a tenth of the simulation).
     corners:
         ``float64`` (4, 2), TL, TR, BR, BL, photo pixels (x, y): outer corners of the area where
         the original image's pixels are displayed, lens distortion included.
@@ -58,11 +68,32 @@ class SimResult:
         Corners of the whole active panel area in the photo (may lie outside the photo).
     """
 
-    photo: np.ndarray
-    corners: np.ndarray
-    params: dict[str, Any]
-    jpeg: bytes = b""
-    screen_corners: np.ndarray = field(default_factory=lambda: np.zeros((4, 2)))
+    def __init__(
+        self,
+        *,
+        corners: np.ndarray,
+        params: dict[str, Any],
+        jpeg: bytes,
+        screen_corners: np.ndarray | None = None,
+        photo: np.ndarray | None = None,
+    ) -> None:
+        self.corners = corners
+        self.params = params
+        self.jpeg = jpeg
+        self.screen_corners = np.zeros((4, 2)) if screen_corners is None else screen_corners
+        self._photo = photo
+
+    @property
+    def photo(self) -> np.ndarray:
+        if self._photo is None:
+            from photorad.io import load_photo
+
+            self._photo = load_photo(self.jpeg)
+        return self._photo
+
+    def __repr__(self) -> str:
+        w, h = self.params.get("size", ["?", "?"])
+        return f"SimResult({w}×{h}, preset={self.params.get('preset')!r}, {len(self.jpeg)} B)"
 
 
 def _as_grey(original: np.ndarray) -> np.ndarray:
@@ -132,13 +163,30 @@ def _upsample(coarse: np.ndarray, w2: int, h2: int, *, copy: bool = True) -> np.
     return np.ascontiguousarray(view) if copy else view
 
 
+def _upsample_rows(coarse: np.ndarray, r0: int, rows: int, width: int) -> np.ndarray:
+    """Rows ``r0 … r0 + rows - 1`` (first ``width`` columns) of :func:`_upsample`.
+
+    Only the coarse rows that contribute are resized (``r0`` is a multiple of ``_STEP``): the
+    values are identical to the full upsampling, the work is the strip's.
+    """
+    k0 = r0 // _STEP
+    nb = -(-rows // _STEP)
+    m = coarse.shape[1]
+    big = cv2.resize(coarse[k0:k0 + nb + 2], (m * _STEP, (nb + 2) * _STEP),
+                     interpolation=cv2.INTER_LINEAR)
+    return big[_STEP:_STEP + rows, _STEP:_STEP + width]
+
+
 def _to_screen(
     cam: cam_mod.CameraModel, hinv: np.ndarray, x: np.ndarray, y: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Photo (distorted) coordinates → screen pixel coordinates."""
     xu, yu = cam.undistort(x, y)
-    q = hinv @ np.stack([xu.ravel(), yu.ravel(), np.ones(xu.size)])
-    return (q[0] / q[2]).reshape(xu.shape), (q[1] / q[2]).reshape(xu.shape)
+    # Written out instead of ``hinv @ points``: a 3×N BLAS product would start OpenBLAS's
+    # spinning threads, which steal CPU from the other worker processes.
+    h = hinv
+    qz = h[2, 0] * xu + h[2, 1] * yu + h[2, 2]
+    return (h[0, 0] * xu + h[0, 1] * yu + h[0, 2]) / qz, (h[1, 0] * xu + h[1, 1] * yu + h[1, 2]) / qz
 
 
 def _fit_distance(
@@ -191,6 +239,107 @@ def _line_kernel(dx: float, dy: float) -> np.ndarray:
     return k / k.sum()
 
 
+def _textures(
+    mixed: np.ndarray, *, bz: int, sigma: float, kernel: np.ndarray | None
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Blurred screen textures: one plane per colour (mixed linear drive) and the monitor code.
+
+    The monitor code is 0 outside the monitor, 1 on the bezel and 2 on the active area; after
+    the blur it gives the coverage of the bezel and of the active area at any point. Separate
+    planes: a one-channel remap each is cheaper than building interleaved textures.
+    """
+    off = bz + _PAD
+    planes = [cv2.copyMakeBorder(ch, off, off, off, off, cv2.BORDER_CONSTANT, value=0)
+              for ch in cv2.split(mixed)]
+    code = np.zeros_like(planes[0])
+    code[_PAD:-_PAD, _PAD:-_PAD] = 1.0
+    code[off:-off, off:-off] = 2.0
+    planes.append(code)
+    for k, pl in enumerate(planes):
+        if sigma > 0.3:
+            cv2.GaussianBlur(pl, (0, 0), sigma, dst=pl)
+        if kernel is not None:
+            planes[k] = cv2.filter2D(pl, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    return planes[:3], planes[3]
+
+
+def _mean_emission(mixed: np.ndarray, code: np.ndarray, off: int, p: SimParams) -> list[float]:
+    """Mean emitted light per colour over the active area (not reached by the bezel's blur).
+
+    Evaluated on every second screen pixel in each direction: it only sets the level of the
+    off-axis veil (``view_contrast_loss``).
+    """
+    sh, sw = mixed.shape[:2]
+    active = (code[off:off + sh:2, off:off + sw:2] > 1.99).view(np.uint8)
+    if not active.any():
+        return [0.0, 0.0, 0.0]
+    sub = mixed[::2, ::2]
+    scale, offset = display.panel_terms(np.arange(0, sw, 2, dtype=np.float32)[None, :],
+                                        np.arange(0, sh, 2, dtype=np.float32)[:, None], p)
+    weighted = np.ascontiguousarray(sub * scale[..., None])
+    mix_sum = display.mix_matrix(p).sum(axis=1)
+    base = cv2.mean(weighted, mask=active)[:3]
+    level = cv2.mean(np.ascontiguousarray(offset), mask=active)[0]
+    return [float(base[c] + level * mix_sum[c]) for c in range(3)]
+
+
+def _auto_exposure(green: np.ndarray, p: SimParams) -> float:
+    """Exposure gain from a centre-weighted meter on every 4th site of a green lattice."""
+    gsub = green[::4, ::4]
+    yy, xx = np.mgrid[0:gsub.shape[0], 0:gsub.shape[1]]
+    wts = np.exp(-(((xx / gsub.shape[1] - 0.5) ** 2 + (yy / gsub.shape[0] - 0.5) ** 2) / 0.08))
+    meter = float((gsub * wts).sum() / wts.sum())
+    return float((p.ae_target / max(meter, 1e-4)) ** p.ae_strength * 2.0**p.exposure_ev)
+
+
+@dataclass(frozen=True)
+class _Lattice:
+    """What one Bayer lattice needs to render any strip of its rows (linear light, pre-gain).
+
+    ``maps``: coarse screen coordinates (texture pixels, (n, m, 2)) of the lattice's own grid;
+    ``tex``/``code``: the colour's texture plane and the monitor code (:func:`_textures`);
+    ``shared``: coarse gain G and the stripe polynomials (``u``, ``v``) on the R lattice grid;
+    ``channel``: the coarse P1…P4 of the lattice's colour (see ``simulate_photo``).
+    """
+
+    maps: np.ndarray
+    tex: np.ndarray
+    code: np.ndarray
+    width: int
+    u_offset: float
+    v_offset: float
+    shared: dict[str, Any]
+    channel: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+    def render(self, r0: int, rows: int) -> np.ndarray:
+        """Rows ``r0 … r0 + rows - 1``: mask·(G·e + act·P1) + act·P2 + alpha·P3 + P4."""
+
+        def up(coarse: np.ndarray) -> np.ndarray:
+            return _upsample_rows(coarse, r0, rows, self.width)
+
+        uv = up(self.maps)  # (rows, width, 2): OpenCV's interleaved float map, one resize
+        e = cv2.remap(self.tex, uv, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=0)
+        code = cv2.remap(self.code, uv, None, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        mu, mv = uv[..., 0], uv[..., 1]
+        alpha = np.clip(code, 0.0, 1.0)
+        act = code - 1.0
+        np.clip(act, 0.0, 1.0, out=act)
+        mask = display.stripe_mask(mu, self.u_offset, [up(q) for q in self.shared["u"]])
+        mask *= display.stripe_mask(mv, self.v_offset, [up(q) for q in self.shared["v"]])
+        p1, p2, p3, p4 = self.channel
+        lat = up(self.shared["gain"]) * e
+        lat += act * up(p1)
+        lat *= mask
+        act *= up(p2)
+        lat += act
+        alpha *= up(p3)
+        lat += alpha
+        lat += up(p4)
+        return lat
+
+
 def simulate_photo(
     original: np.ndarray,
     *,
@@ -229,7 +378,7 @@ def simulate_photo(
     if not 1 <= int(p.jpeg_quality) <= 100:
         raise ConfigError(f"jpeg_quality must be in 1..100, got {p.jpeg_quality}")
 
-    # --- screen content and emission (native panel resolution)
+    # --- screen content and linear drive (native panel resolution)
     screen = render_screen(img, p)
     x0, y0, dw, dh = screen.image_rect
     img_corners_s = screen.image_corners()
@@ -237,7 +386,7 @@ def simulate_photo(
     cam, distance = _fit_distance(p, size, aim, img_corners_s, dh)
     hom = cam.homography()
     hinv = np.linalg.inv(hom)
-    emis = display.emission(screen.rgb, p)
+    mixed = display.mixed_drive(screen.rgb8, p)
 
     # Photo pixels per screen pixel near the aim point (for blur conversions).
     pts = cam.project(np.array([aim, (aim[0] + 1, aim[1]), (aim[0], aim[1] + 1)]))
@@ -247,27 +396,20 @@ def simulate_photo(
     sigma = float(np.hypot(p.optics_blur_px, p.defocus_px)) * bscale
     motion = p.motion_px * bscale
 
-    # --- texture: emission RGB + monitor code (0 outside, 1 bezel, 2 active), bezel padded
+    # --- textures: mixed linear drive per colour + monitor code (0 outside, 1 bezel, 2 active)
+    f32 = np.float32
     bz = round(p.bezel_mm / p.pixel_pitch_mm)
     off = bz + _PAD
-    sh, sw = emis.shape[:2]
-    tex = np.zeros((sh + 2 * off, sw + 2 * off, 4), np.float32)
-    tex[off:off + sh, off:off + sw, :3] = emis
-    tex[_PAD:_PAD + sh + 2 * bz, _PAD:_PAD + sw + 2 * bz, 3] = 1.0
-    tex[off:off + sh, off:off + sw, 3] = 2.0
     # Blur in screen space: lens PSF and pixel aperture (anti-aliasing) before sampling.
     sig_s = float(np.sqrt((sigma / scale) ** 2 + (1.0 / scale) ** 2 / 12.0))
-    if sig_s > 0.3:
-        tex = cv2.GaussianBlur(tex, (0, 0), sig_s)
+    kernel = None
     if motion > 0.5:
         ang = np.deg2rad(p.motion_angle_deg)
         d = np.linalg.solve(jac, motion * np.array([np.cos(ang), np.sin(ang)]))
-        tex = cv2.filter2D(tex, -1, _line_kernel(float(d[0]), float(d[1])),
-                           borderType=cv2.BORDER_CONSTANT)
-    active = tex[off:off + sh, off:off + sw, 3] > 1.99
-    mean_e = [float(emis[..., c][active].mean()) if active.any() else 0.0 for c in range(3)]
-    texs = [np.ascontiguousarray(tex[..., [c, 3]]) for c in range(3)]
-    del tex
+        kernel = _line_kernel(float(d[0]), float(d[1]))
+    texs, code = _textures(mixed, bz=bz, sigma=sig_s, kernel=kernel)
+    mean_e = _mean_emission(mixed, code, off, p)
+    del mixed
 
     # --- smooth fields, once per photo on the coarse grid of the largest (R) lattice; the
     # other lattices reuse them: a shift of one photo pixel is invisible in these fields.
@@ -277,75 +419,90 @@ def simulate_photo(
     step = 2.0 * _STEP  # photo pixels between coarse points
     du = tuple(g / step for g in np.gradient(u)[::-1])  # (du/dx, du/dy)
     dv = tuple(g / step for g in np.gradient(v)[::-1])
-    wp = cam.screen_to_world() @ np.stack([u.ravel(), v.ravel(), np.ones(u.size)])
-    ray = cam.centre[:, None] - np.vstack([wp[0], wp[1], np.zeros(u.size)])
+    s2w = cam.screen_to_world()  # affine: written out (no BLAS threads, see _to_screen)
+    rx = cam.centre[0] - (s2w[0, 0] * u + s2w[0, 2])
+    ry = cam.centre[1] - (s2w[1, 1] * v + s2w[1, 2])
+    rz = cam.centre[2]
     # viewing angle between the panel normal and the ray to the camera
-    cos_t = np.clip(-ray[2] / np.linalg.norm(ray, axis=0), 1e-3, 1.0).reshape(u.shape)
+    cos_t = np.clip(-rz / np.sqrt(rx * rx + ry * ry + rz * rz), 1e-3, 1.0)
     lum = cos_t**p.view_falloff
     kappa = np.clip(p.view_contrast_loss * (1.0 - cos_t**2) / 0.5, 0.0, 1.0)
     cx, cy = cam.principal
     vig = 1.0 - p.vignetting * ((gx - cx) ** 2 + (gy - cy) ** 2) / cam.r_norm**2
     amb = scene.ambient(gx, gy, size, p)
     gl = scene.glare(gx, gy, cam.project(img_corners_s), p)
-    smooth = {
-        "gain": vig * lum * (1.0 - kappa),
-        "offset": vig * lum * kappa,
-        "mon": vig * (amb * p.screen_reflectance + gl),
-        "bez": vig * (amb * p.bezel_grey + gl),
-        "bg": vig * scene.background(gx, gy, size, p),
+    bez = vig * (amb * p.bezel_grey + gl)
+    bg = vig * scene.background(gx, gy, size, p)
+    # The panel's backlight gain and black level are smooth on the screen: applied here, per
+    # photo pixel, instead of to a full-resolution emission image before the (linear) blur.
+    pscale, poffset = display.panel_terms(u.astype(f32), v.astype(f32), p)
+    mix_sum = display.mix_matrix(p).sum(axis=1)
+    # Per pixel: mask·(gain·e + act·offset·mean_e) + act·mon·tint + (alpha - act)·bez·tint
+    # + (1 - alpha)·bg·bg_tint, with e = pscale·mixed + act·poffset·Σ_d M_cd, regrouped as
+    # mask·(G·mixed + act·P1) + act·P2 + alpha·P3 + P4 with smooth G, P1…P4 combined here,
+    # on the coarse grid (upsampling is linear).
+    gain_view = vig * lum * (1.0 - kappa)
+    shared = {
+        "gain": (gain_view * pscale).astype(f32),
+        "u": display.power_coefficients(display.harmonic_gains(
+            du, duty=p.subpixel_duty, n=display.N_HARMONICS_U, blur_sigma_px=sigma,
+            motion_px=motion, motion_angle_deg=p.motion_angle_deg)),
+        "v": display.power_coefficients(display.harmonic_gains(
+            dv, duty=p.row_fill, n=display.N_HARMONICS_V, blur_sigma_px=sigma,
+            motion_px=motion, motion_angle_deg=p.motion_angle_deg)),
     }
-    f = {k: _upsample(val, w2, h2, copy=False) for k, val in smooth.items()}
-    a_coef = [_upsample(a, w2, h2, copy=False) for a in display.harmonic_gains(
-        du, duty=p.subpixel_duty, n=display.N_HARMONICS_U, blur_sigma_px=sigma,
-        motion_px=motion, motion_angle_deg=p.motion_angle_deg)]
-    b_coef = [_upsample(b, w2, h2, copy=False) for b in display.harmonic_gains(
-        dv, duty=p.row_fill, n=display.N_HARMONICS_V, blur_sigma_px=sigma,
-        motion_px=motion, motion_angle_deg=p.motion_angle_deg)]
+    per_channel = []
+    for c in range(3):
+        at, bt = p.ambient_tint[c], p.background_tint[c]
+        per_channel.append((  # P1 … P4; P2 = (mon − bez)·tint, where the glare cancels
+            (vig * lum * kappa * mean_e[c] + gain_view * poffset * mix_sum[c]).astype(f32),
+            (vig * amb * (p.screen_reflectance - p.bezel_grey) * at).astype(f32),
+            (bez * at - bg * bt).astype(f32),
+            (bg * bt).astype(f32),
+        ))
 
-    # --- per Bayer lattice (RGGB): exact screen coordinates, texture lookup, sub-pixel mask
-    raw = np.empty((h, w), np.float32)
-    for oy, ox, c in ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)):
+    # --- per Bayer lattice (RGGB), strip by strip: exact screen coordinates, texture lookup,
+    # sub-pixel mask, then exposure, noise, white balance and the 12-bit ADC. The second green
+    # lattice goes first and whole: the auto-exposure meters on it.
+    codes = np.empty((h, w), np.uint16)
+    wb = [float(x) for x in p.wb_error]
+    cam_mod.seed_noise(int(rng_noise.integers(2**31)))
+    gain = 1.0
+    for oy, ox, c in ((1, 0, 1), (0, 0, 0), (0, 1, 1), (1, 1, 2)):
         lw, lh = (w - ox + 1) // 2, (h - oy + 1) // 2
         lx, ly = _lattice_grid(lw, lh, ox, oy)
         lu, lv = _to_screen(cam, hinv, lx, ly)
-        mu, mv = _upsample(lu + off, lw, lh), _upsample(lv + off, lw, lh)
-        samp = cv2.remap(texs[c], mu, mv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=0)
-        e, code = samp[..., 0], samp[..., 1]
-        alpha = np.clip(code, 0.0, 1.0)
-        act = np.clip(code - 1.0, 0.0, 1.0)
-        mask = display.stripe_mask(mu, display.SUBPIXEL_OFFSET[c] + off,
-                                   [a[:lh, :lw] for a in a_coef])
-        mask *= display.stripe_mask(mv, float(off), [b[:lh, :lw] for b in b_coef])
-        g = {k: val[:lh, :lw] for k, val in f.items()}
-        lat = mask * (g["gain"] * e + act * g["offset"] * np.float32(mean_e[c]))
-        lat += act * g["mon"] * np.float32(p.ambient_tint[c])
-        lat += (alpha - act) * g["bez"] * np.float32(p.ambient_tint[c])
-        lat += (1.0 - alpha) * g["bg"] * np.float32(p.background_tint[c])
-        raw[oy::2, ox::2] = lat
+        lattice = _Lattice(
+            maps=np.dstack([lu + off, lv + off]).astype(f32), tex=texs[c], code=code, width=lw,
+            u_offset=display.SUBPIXEL_OFFSET[c] + off, v_offset=float(off), shared=shared,
+            channel=per_channel[c])
+        wb_c = f32(wb[0] if c == 0 else wb[2] if c == 2 else wb[1])
+        if (oy, ox) == (1, 0):
+            green = np.empty((lh, lw), np.float32)
+            for r0 in range(0, lh, _ROWS):
+                green[r0:r0 + _ROWS] = lattice.render(r0, min(_ROWS, lh - r0))
+            gain = _auto_exposure(green, p)
+            strips = (green[r0:r0 + _ROWS] for r0 in range(0, lh, _ROWS))
+        else:
+            strips = (lattice.render(r0, min(_ROWS, lh - r0)) for r0 in range(0, lh, _ROWS))
+        for k, strip in enumerate(strips):
+            r0 = k * _ROWS
+            strip *= f32(gain)
+            cam_mod.add_sensor_noise(strip, p)
+            strip *= wb_c
+            np.clip(strip, 0.0, 1.0, out=strip)
+            codes[oy + 2 * r0:oy + 2 * (r0 + strip.shape[0]):2, ox::2] = cam_mod.adc_codes(strip)
 
-    # --- auto-exposure (centre-weighted, on green sites), white balance, noise, ISP, JPEG
-    gsub = raw[1::8, 0::8]
-    yy, xx = np.mgrid[0:gsub.shape[0], 0:gsub.shape[1]]
-    wts = np.exp(-(((xx / gsub.shape[1] - 0.5) ** 2 + (yy / gsub.shape[0] - 0.5) ** 2) / 0.08))
-    meter = float((gsub * wts).sum() / wts.sum())
-    gain = (p.ae_target / max(meter, 1e-4)) ** p.ae_strength * 2.0**p.exposure_ev
-    raw *= np.float32(gain)
-    cam_mod.add_sensor_noise(raw, p, rng_noise)
-    wb = np.asarray(p.wb_error, np.float32)
-    raw[0::2, 0::2] *= wb[0]
-    raw[0::2, 1::2] *= wb[1]
-    raw[1::2, 0::2] *= wb[1]
-    raw[1::2, 1::2] *= wb[2]
-    np.clip(raw, 0.0, 1.0, out=raw)
-    rgb = cam_mod.develop(raw, p)
-    del raw
-
-    from photorad.io import encode_jpeg, load_photo
-
-    jpeg = encode_jpeg(rgb, quality=int(p.jpeg_quality))
-    photo = load_photo(jpeg)
+    # --- phone ISP and JPEG. The ISP works in BGR so that the encoder gets OpenCV's channel
+    # order without a 36 MB flip; the bytes are those of photorad.io.encode_jpeg(RGB).
+    bgr = cam_mod.develop(codes, p, bgr=True)
+    del codes
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(p.jpeg_quality)])
+    if not ok:
+        raise PhotoradError("JPEG encoding failed")
+    jpeg = buf.tobytes()
     corners = cam.project(img_corners_s)
+    sw, sh = screen.rgb8.shape[1], screen.rgb8.shape[0]
     panel = np.array([[-0.5, -0.5], [sw - 0.5, -0.5], [sw - 0.5, sh - 0.5], [-0.5, sh - 0.5]])
     out = p.to_dict()
     out["preset"] = preset if not isinstance(params, SimParams) else "custom"
@@ -359,7 +516,7 @@ def simulate_photo(
         "homography_screen_to_undistorted_photo": (hom / hom[2, 2]).round(9).tolist(),
         "original_shape": list(img.shape),
     }
-    return SimResult(photo=photo, corners=corners, params=out, jpeg=jpeg,
+    return SimResult(corners=corners, params=out, jpeg=jpeg,
                      screen_corners=cam.project(panel) if _in_front(cam, panel) else panel * 0)
 
 

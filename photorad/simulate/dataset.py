@@ -170,7 +170,7 @@ def _job(args: tuple[SourceItem, int, dict[str, Any]]) -> dict[str, Any]:
         "corner_order": "TL, TR, BR, BL (x, y), photo pixels, pixel centres at integers",
         "photo": f"{pid}_photo.jpg",
         "original": f"{pid}_original.png",
-        "photo_size": [int(res.photo.shape[1]), int(res.photo.shape[0])],
+        "photo_size": [int(v) for v in res.params["size"]],  # no decode of the JPEG needed
         "source": str(item.path),
         "label": item.label,
         "group": item.group,

@@ -8,7 +8,6 @@ relative to the displayed image area so that they mean the same at any output si
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from photorad.simulate.presets import SimParams
 
@@ -21,6 +20,73 @@ def quad_point(corners: np.ndarray, fx: float, fy: float) -> np.ndarray:
     return top + fy * (bottom - top)
 
 
+#: Edge padding before the spline prefilter, as ``scipy.ndimage.map_coordinates`` pads for
+#: ``mode="nearest"``: the boundary condition of the padded filter then has no effect (< 1e-7).
+_SPLINE_PAD = 12
+
+
+def _spline_coefficients(samples: np.ndarray) -> np.ndarray:
+    """Cubic B-spline coefficients interpolating ``samples`` along axis 0 (mirror boundary).
+
+    Solves the tridiagonal system (c[k-1] + 4 c[k] + c[k+1]) / 6 = s[k] by forward elimination
+    and back substitution (no LAPACK: its threads would compete with other worker processes).
+    """
+    s = np.asarray(samples, dtype=np.float64)
+    n = s.shape[0]
+    lower = np.full(n, 1.0 / 6.0)
+    upper = np.full(n, 1.0 / 6.0)
+    upper[0] = lower[-1] = 2.0 / 6.0  # mirror: c[-1] = c[1], c[n] = c[n-2]
+    diag = np.full(n, 4.0 / 6.0)
+    rhs = s.copy()
+    for k in range(1, n):
+        m = lower[k] / diag[k - 1]
+        diag[k] = diag[k] - m * upper[k - 1]
+        rhs[k] = rhs[k] - m * rhs[k - 1]
+    out = np.empty_like(rhs)
+    out[-1] = rhs[-1] / diag[-1]
+    for k in range(n - 2, -1, -1):
+        out[k] = (rhs[k] - upper[k] * out[k + 1]) / diag[k]
+    return out
+
+
+def _bspline_weights(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the first of 4 coefficients and their cubic B-spline weights at ``t``."""
+    i = np.floor(t)
+    f = t - i
+    w = np.stack([(1.0 - f) ** 3, 4.0 - 6.0 * f * f + 3.0 * f**3,
+                  1.0 + 3.0 * f + 3.0 * f * f - 3.0 * f**3, f**3], axis=-1) / 6.0
+    return i.astype(np.intp) - 1, w
+
+
+def spline_field(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Cubic-spline interpolation of a small 2-D ``grid`` at (``rows``, ``cols``) index coordinates.
+
+    The same function as ``scipy.ndimage.map_coordinates(grid, [rows, cols], order=3,
+    mode="nearest")`` (to ~1e-14; a test compares them) in a few lines of numpy, so that the
+    simulator does not import ``scipy.ndimage`` (over a second per worker process).
+    """
+    pad = _SPLINE_PAD
+    c = np.pad(np.asarray(grid, dtype=np.float64), pad, mode="edge")
+    c = _spline_coefficients(_spline_coefficients(c).T).T
+    rows, cols = np.broadcast_arrays(np.asarray(rows, np.float64), np.asarray(cols, np.float64))
+    # keep the 4 taps inside the padding (beyond it the padded grid is constant anyway)
+    rows = np.clip(rows + pad, 1.0, c.shape[0] - 2.0 - 1e-9)
+    cols = np.clip(cols + pad, 1.0, c.shape[1] - 2.0 - 1e-9)
+    if rows.ndim == 2 and (rows == rows[:, :1]).all() and (cols == cols[:1, :]).all():
+        # a grid (rows along axis 0, columns along axis 1): separable, 4 taps per axis
+        ir, wr = _bspline_weights(rows[:, 0])
+        ic, wc = _bspline_weights(cols[0])
+        by_row = sum(wr[:, a, None] * c[ir + a] for a in range(4))
+        return sum(wc[None, :, b] * by_row[:, ic + b] for b in range(4))
+    ir, wr = _bspline_weights(rows)
+    ic, wc = _bspline_weights(cols)
+    out = np.zeros(rows.shape)
+    for a in range(4):
+        for b in range(4):
+            out += wr[..., a] * wc[..., b] * c[ir + a, ic + b]
+    return out
+
+
 def background(
     x: np.ndarray, y: np.ndarray, size: tuple[int, int], p: SimParams
 ) -> np.ndarray:
@@ -29,9 +95,7 @@ def background(
     w, h = size
     nx, ny = x / max(w - 1, 1), y / max(h - 1, 1)
     coarse = rng.uniform(0.4, 1.6, size=(6, 8))
-    field = ndimage.map_coordinates(
-        coarse, [ny * 5.0, nx * 7.0], order=3, mode="nearest"
-    ).astype(np.float32)
+    field = spline_field(coarse, ny * 5.0, nx * 7.0).astype(np.float32)
     desk = float(rng.uniform(0.6, 0.9))
     wall = 1.0 - 0.4 * nx * float(rng.uniform(-1, 1))
     g = np.where(ny > desk, 0.6, 1.0) * wall

@@ -28,13 +28,20 @@ _INTERP = {
 class Screen:
     """A rendered frame buffer and where the image sits in it.
 
-    ``image_rect`` is ``(x0, y0, w, h)`` in whole screen pixels: the image occupies pixels
-    ``x0 … x0 + w - 1``; its outer edges are at ``x0 - 0.5`` and ``x0 + w - 0.5`` (pixel centres
-    at integers, as everywhere in photorad).
+    ``rgb8`` is the 8-bit frame buffer (screen_h, screen_w, 3) the graphics card sends to the
+    panel; :attr:`rgb` is the same as ``float32`` drive values in [0, 1]. ``image_rect`` is
+    ``(x0, y0, w, h)`` in whole screen pixels: the image occupies pixels ``x0 … x0 + w - 1``; its
+    outer edges are at ``x0 - 0.5`` and ``x0 + w - 0.5`` (pixel centres at integers, as
+    everywhere in photorad).
     """
 
-    rgb: np.ndarray
+    rgb8: np.ndarray
     image_rect: tuple[int, int, int, int]
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """``float32`` drive values in [0, 1] (a new array on every call)."""
+        return self.rgb8.astype(np.float32) * np.float32(1.0 / 255.0)
 
     def image_corners(self) -> np.ndarray:
         """Outer corners of the displayed image, screen pixels, TL, TR, BR, BL (float64)."""
@@ -138,5 +145,5 @@ def render_screen(original: np.ndarray, p: SimParams) -> Screen:
             bx1, by1 = x + round(190 * ui_scale), y + 4
             if bx1 < x0 or bx0 > x0 + dw or by1 < y0 or by0 > y0 + dh:
                 _text(screen, line, (x, y), s, 0.8)
-    return Screen(rgb=screen.astype(np.float32) * np.float32(1.0 / 255.0),
-                  image_rect=(x0, y0, dw, dh))
+    # Kept 8-bit: the display maps each code through a 256-entry table (display.emission).
+    return Screen(rgb8=screen, image_rect=(x0, y0, dw, dh))
