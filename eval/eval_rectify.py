@@ -10,6 +10,16 @@ on the photo and compared with the ground-truth corners:
   original's rectangle) by the homography that maps the ground-truth quad onto it, and their
   polygon IoU is taken there; a failed detection scores 0.
 
+* edge visibility, computed from the original and the simulator's viewer/display settings only
+  (independent of ``detect``): for each image border, the median drive value ``d`` of its
+  outermost band (1 % of the image side, at least 2 px) after the viewer's window/level is
+  turned into emitted luminance ``L(d) = black_level + (1 - black_level) d^gamma`` and compared
+  with the empty viewport's ``L(viewport_grey)`` plus the ambient light it reflects
+  (``ambient × screen_reflectance``): Weber contrast ``C = (L(d) - L(vp)) / (L(vp) + ambient ×
+  screen_reflectance)``. A border is *visible* when ``C ≥ VISIBLE_CONTRAST`` (0.5: a 50 %
+  luminance step over the surrounding background); the all-photo figures are always reported,
+  and next to them the same figures restricted to photos whose four borders are visible.
+
 Writes ``OUT/<preset>.csv`` (one row per photo), ``OUT/summary.json``, ``OUT/summary.md`` and
 ``OUT/run_info.json``.
 
@@ -44,6 +54,7 @@ from photorad.rectify import detect, warp
 from photorad.rectify.geometry import quad_size, rect_corners
 from photorad.rectify.warp import apply_homography, homography
 from photorad.simulate import simulate_photo
+from photorad.simulate.viewer import apply_window
 
 DEFAULTS: dict[str, Any] = {
     "presets": ["typical", "hard"],
@@ -55,6 +66,32 @@ DEFAULTS: dict[str, Any] = {
     "data": None,
     "real": False,
 }
+
+
+#: Smallest Weber contrast of a border band's luminance over the viewport for a visible border.
+VISIBLE_CONTRAST = 0.5
+SIDES = ("top", "right", "bottom", "left")
+
+
+def edge_contrast(original: np.ndarray, params: dict[str, Any]) -> dict[str, float]:
+    """Weber luminance contrast of each image border over the empty viewport (see module doc).
+
+    Uses only the original and the simulator's viewer/display/scene parameters, never the photo
+    or the detector, so that "visible" is defined independently of what is evaluated.
+    """
+    shown = apply_window(original, width=params["window_width"], level=params["window_level"])
+    h, w = shown.shape
+    kh, kw = max(2, round(0.01 * h)), max(2, round(0.01 * w))
+    bands = {"top": shown[:kh], "right": shown[:, -kw:], "bottom": shown[-kh:],
+             "left": shown[:, :kw]}
+    black, gamma = float(params["black_level"]), float(params["display_gamma"])
+
+    def lum(d: float) -> float:
+        return black + (1.0 - black) * d**gamma
+
+    vp = lum(float(params["viewport_grey"]))
+    veil = float(params["ambient"]) * float(params["screen_reflectance"])
+    return {k: (lum(float(np.median(b))) - vp) / (vp + veil) for k, b in bands.items()}
 
 
 def jaccard_smartdoc(found: np.ndarray, truth: np.ndarray, image_size: tuple[int, int]) -> float:
@@ -83,12 +120,15 @@ def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
     truth = res.corners
     diag = float(np.hypot(*quad_size(truth)))
     row: dict[str, Any] = {"preset": preset, "id": rid, "seed": seed, "diag_px": round(diag, 2)}
+    contrast = edge_contrast(original, res.params)
+    row.update({f"contrast_{k}": round(v, 3) for k, v in contrast.items()})
+    row["edges_visible"] = int(min(contrast.values()) >= VISIBLE_CONTRAST)
     t0 = time.perf_counter()
     try:
         quad = detect(res.photo)
         warp(res.photo, quad, size=(original.shape[1], original.shape[0]))
     except PhotoradError as exc:
-        row.update(detected=0, reason=str(exc)[:120], jaccard=0.0,
+        row.update(detected=0, reason=str(exc)[:120], jaccard=0.0, edges_not_found="",
                    seconds=round(time.perf_counter() - t0, 4))
         return row
     err = np.hypot(*(quad.corners - truth).T) / diag * 100.0
@@ -97,6 +137,7 @@ def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
         reason="",
         score=round(quad.score, 4),
         method=quad.method,
+        edges_not_found=" ".join(quad.details.get("edges_not_found", [])),
         **{f"err{k}_pct": round(float(e), 4) for k, e in enumerate(err)},
         mean_err_pct=round(float(err.mean()), 4),
         jaccard=round(jaccard_smartdoc(quad.corners, truth, original.shape[::-1]), 5),
@@ -105,12 +146,13 @@ def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
     return row
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], *, split: bool = True) -> dict[str, Any]:
+    """Figures over ``rows``; with ``split`` also over the photos with four visible borders."""
     det = [r for r in rows if r["detected"]]
     per_corner = np.array([r[f"err{k}_pct"] for r in det for k in range(4)]) if det else np.array([])
     per_photo = np.array([r["mean_err_pct"] for r in det]) if det else np.array([])
     jac = np.array([r["jaccard"] for r in rows])
-    return {
+    out: dict[str, Any] = {
         "n": len(rows),
         "detection_rate": len(det) / max(len(rows), 1),
         "median_corner_error_pct_of_diag": float(np.median(per_corner)) if det else None,
@@ -120,6 +162,20 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "share_jaccard_ge_0.98": float(np.mean(jac >= 0.98)) if len(jac) else None,
         "median_detect_warp_s": float(np.median([r["seconds"] for r in rows])) if rows else None,
     }
+    if det:
+        # How often the "edge not found" flag fires, and how often it is right (a flagged photo
+        # whose worst corner is off by more than 1 % of the diagonal).
+        flagged = [r for r in det if r.get("edges_not_found")]
+        bad = [r for r in det if max(r[f"err{k}_pct"] for k in range(4)) > 1.0]
+        out["share_flagged_edge_not_found"] = len(flagged) / len(det)
+        out["share_bad_corners_flagged"] = (
+            sum(1 for r in bad if r.get("edges_not_found")) / len(bad) if bad else None
+        )
+    if split:
+        vis = [r for r in rows if r.get("edges_visible")]
+        out["share_edges_visible"] = len(vis) / max(len(rows), 1)
+        out["edges_visible"] = summarise(vis, split=False) if vis else None
+    return out
 
 
 def eval_real(out: Path) -> list[dict[str, Any]]:
@@ -240,21 +296,39 @@ def main(argv: list[str] | None = None) -> int:
         f"# Rectification on simulated photos ({size[0]}x{size[1]} px, {cfg['n']} per preset)",
         "",
         "| preset | n | detection rate | median corner error (% diag) | p90 (% diag) "
-        "| mean Jaccard (fail = 0) | median detect+warp (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| mean Jaccard (fail = 0) | share Jaccard ≥ 0.98 | median detect+warp (s) "
+        "| flagged 'edge not found' | bad corners (> 1 % diag) flagged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def f(v: float | None, fmt: str) -> str:
+        return "—" if v is None else format(v, fmt)
+
     for preset, s in summary.items():
         if preset == "real_photos":
             continue
-        def f(v: float | None, fmt: str) -> str:
-            return "—" if v is None else format(v, fmt)
-
-        lines.append(
-            f"| {preset} | {s['n']} | {s['detection_rate']:.1%} "
-            f"| {f(s['median_corner_error_pct_of_diag'], '.3f')} "
-            f"| {f(s['p90_corner_error_pct_of_diag'], '.3f')} "
-            f"| {f(s['mean_jaccard_failed_as_0'], '.4f')} | {f(s['median_detect_warp_s'], '.3f')} |"
-        )
+        subsets = [(preset, s)]
+        if s.get("edges_visible"):
+            subsets.append((f"{preset}, 4 borders visible", s["edges_visible"]))
+        for name, t in subsets:
+            lines.append(
+                f"| {name} | {t['n']} | {t['detection_rate']:.1%} "
+                f"| {f(t['median_corner_error_pct_of_diag'], '.3f')} "
+                f"| {f(t['p90_corner_error_pct_of_diag'], '.3f')} "
+                f"| {f(t['mean_jaccard_failed_as_0'], '.4f')} "
+                f"| {f(t['share_jaccard_ge_0.98'], '.1%')} "
+                f"| {f(t['median_detect_warp_s'], '.3f')} "
+                f"| {f(t.get('share_flagged_edge_not_found'), '.1%')} "
+                f"| {f(t.get('share_bad_corners_flagged'), '.1%')} |"
+            )
+    lines += [
+        "",
+        f"\"4 borders visible\": every image border's luminance exceeds the empty viewport's by a "
+        f"Weber contrast ≥ {VISIBLE_CONTRAST} (computed from the original and the viewer/display "
+        "settings only; see the docstring of eval/eval_rectify.py). Share of such photos: "
+        + ", ".join(f"{p} {s['share_edges_visible']:.1%}" for p, s in summary.items()
+                    if p != "real_photos" and "share_edges_visible" in s) + ".",
+    ]
     real = summary.get("real_photos") or []
     if real:
         lines += [

@@ -37,6 +37,9 @@ QUALITY_ADVICE = {
     "exposure": "the image is too dark: raise the monitor brightness or the camera exposure",
     "keystone": "the photo is taken at an angle: hold the phone parallel to the monitor",
     "resolution": "the image is small in the photo: move closer so that it fills the frame",
+    "edges": "an edge of the image was not found (it may be as dark as the viewer background): "
+             "raise the window level or zoom so the whole image edge is visible, or give the "
+             "corners by hand",
 }
 
 

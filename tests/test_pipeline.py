@@ -315,3 +315,12 @@ def test_from_defaults_uses_the_shipped_weights() -> None:
     photo, _ = synthetic_photo()
     a = pipe.analyze(photo, TRUE_CORNERS)
     assert 0.0 <= a.score <= 1.0 and a.restored.shape == a.rectified.shape
+
+
+def test_quality_messages_give_advice_for_a_missing_image_edge() -> None:
+    from photorad.pipeline import quality_messages
+
+    report = {"edges": {"status": "warn", "value": 1, "unit": "sides", "note": "bottom"}}
+    (msg,) = quality_messages(report)
+    assert msg["check"] == "edges" and "window level" in msg["message"]
+    assert "did not pass" not in msg["message"]

@@ -7,7 +7,12 @@ import pytest
 from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
 from photorad.rectify import detect, warp
 from photorad.rectify.geometry import quad_size
-from tests.test_rectify_synth import render_photo, skewed_corners, textured_original
+from tests.test_rectify_synth import (
+    dark_bottom_original,
+    render_photo,
+    skewed_corners,
+    textured_original,
+)
 
 
 def _corner_error(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -22,6 +27,32 @@ def test_detect_subpixel_on_clean_render(seed: int) -> None:
     assert quad.method == "contour+edges"
     assert quad.score > 0.9
     assert _corner_error(quad.corners, truth).max() < 0.6
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dim_but_visible_bottom_is_found(seed: int) -> None:
+    # The bottom 30 % is dim speckle a little above the viewport: the brightness blob ends at the
+    # bright/dim transition inside the image (the old detector put the bottom corners there, 15–23 %
+    # of the diagonal off); the side must be moved out to the faint real border.
+    truth = skewed_corners(seed=seed, skew=0.05)
+    photo = render_photo(dark_bottom_original(seed, kind="dim"), truth, seed=seed)
+    quad = detect(photo)
+    diag = float(np.hypot(*(truth[2] - truth[0])))
+    assert _corner_error(quad.corners, truth).max() < 0.005 * diag
+    assert quad.details["edges_not_found"] == []
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_invisible_bottom_is_flagged(seed: int) -> None:
+    # The bottom fades into the viewport: its border cannot be found, and detect must say so.
+    truth = skewed_corners(seed=seed, skew=0.05)
+    photo = render_photo(dark_bottom_original(seed, kind="fade", fraction=0.4), truth, seed=seed)
+    quad = detect(photo)
+    assert quad.details["edges_not_found"] == ["bottom"]
+    assert quad.score <= 0.5
+    # The three visible sides are still right.
+    err = _corner_error(quad.corners, truth)
+    assert err[:2].max() < 1.0
 
 
 def test_detect_strong_keystone() -> None:

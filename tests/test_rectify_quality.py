@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 
 from photorad.errors import InvalidCornersError
-from photorad.rectify import quality
+from photorad.rectify import detect, quality
 from photorad.rectify.quality import THRESHOLDS, grade, keystone_angle
-from tests.test_rectify_synth import render_photo, skewed_corners, textured_original
+from tests.test_rectify_synth import (
+    dark_bottom_original,
+    render_photo,
+    skewed_corners,
+    textured_original,
+)
 
 
 def _photo(seed: int = 0, **kw: float) -> tuple[np.ndarray, np.ndarray]:
@@ -85,3 +90,20 @@ def test_bad_corners() -> None:
     photo, _ = _photo()
     with pytest.raises(InvalidCornersError):
         quality(photo, [[0, 0], [5000, 0], [5000, 10], [0, 10]])
+
+
+def test_edges_check_only_for_detected_quads() -> None:
+    photo, corners = _photo()
+    assert "edges" not in quality(photo, corners).checks  # manual corners: nothing to say
+    rep = quality(photo, detect(photo))
+    assert rep["edges"].status == "pass" and rep["edges"].value == 4
+
+
+def test_invisible_edge_warns_with_advice() -> None:
+    truth = skewed_corners(seed=0, skew=0.05)
+    photo = render_photo(dark_bottom_original(0, kind="fade", fraction=0.4), truth, seed=0)
+    rep = quality(photo, detect(photo))
+    assert rep["edges"].status == "warn"
+    assert rep["edges"].value == 3
+    assert "bottom edge" in rep["edges"].note and "window level" in rep["edges"].note
+    assert rep.status in ("warn", "fail")

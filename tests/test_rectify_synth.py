@@ -24,6 +24,28 @@ def textured_original(
     return (0.15 + 0.8 * a).astype(np.float32)
 
 
+def dark_bottom_original(
+    seed: int = 0, *, kind: str = "dim", fraction: float = 0.3
+) -> np.ndarray:
+    """:func:`textured_original` whose bottom ``fraction`` is dark, like an ultrasound far field.
+
+    ``"dim"``: textured but dim (0.07–0.14, a little above the viewport's 0.03), so the bottom
+    border is visible as a faint step. ``"fade"``: fades linearly to the viewport level at the
+    last row, so the bottom border cannot be seen at all.
+    """
+    o = textured_original(seed=seed)
+    k = int(fraction * o.shape[0])
+    if kind == "dim":
+        a = (o[-k:] - 0.15) / 0.8
+        o[-k:] = 0.07 + 0.07 * a
+    elif kind == "fade":
+        ramp = np.linspace(1.0, 0.0, k, dtype=np.float32)[:, None]
+        o[-k:] = 0.03 + (o[-k:] - 0.03) * ramp
+    else:
+        raise ValueError(kind)
+    return o
+
+
 def render_photo(
     original: np.ndarray,
     corners: np.ndarray,

@@ -7,12 +7,18 @@ bezel. :func:`detect` works in two passes:
    screen/viewport level is estimated from the darkest part of the photo; pixels clearly above it
    are "content". Content blobs are closed (ultrasound images contain black cysts and shadows) and
    every blob that is enclosed by the dark viewport — i.e. does not run off the photo — is fitted
-   with a quadrilateral; the most rectangular, largest one wins.
+   with a quadrilateral. A side whose outside is clearly brighter than the viewport next to its
+   neighbours lies inside the image (a dim far-field band) and is moved out to where the level
+   falls to the viewport's (:func:`expand_sides`).
 2. **Sub-pixel, at full resolution**: along each edge of the coarse quad, intensity profiles are
    sampled across the edge from the full-resolution photo; the edge position on each profile is
    the peak of the derivative (parabola-interpolated). A robust total-least-squares line is fitted
    per edge (outliers from glare or dark image borders dropped) and adjacent lines are
-   intersected to give the corners.
+   intersected to give the corners; the best-supported candidate wins. A single side still
+   without a clear step gets a second, relaxed outward search that is kept only if it ends on a
+   real edge. A side that remains without a clear step is reported in
+   ``Quad.details["edges_not_found"]`` (its border is probably as dark as the viewport, so the
+   corners there sit at the last visible content) and caps the score at 0.5.
 
 When nothing plausible is found, :class:`~photorad.errors.NoScreenFoundError` says why, in words a
 person can act on.
@@ -48,10 +54,18 @@ THRESHOLD_FRACTIONS = (0.15, 0.3, 0.45)
 MAX_ASPECT = 4.0
 #: Smallest step (grey levels in [0, 1]) between image border and viewport for an edge sample.
 MIN_EDGE_CONTRAST = 0.03
+#: The same for the relaxed retry of a side not found (a dim far-field band's border).
+MIN_DIM_EDGE_CONTRAST = 0.012
 #: Half-length of the first refinement pass's profiles, in working-resolution pixels.
 FIRST_SEARCH_WORK_PX = 6.0
 #: Smallest fraction of edge profiles that must agree with the fitted sides.
 MIN_SUPPORT = 0.3
+#: Names of the sides in corner order (TL-TR, TR-BR, BR-BL, BL-TL).
+SIDE_NAMES = ("top", "right", "bottom", "left")
+#: Smallest fraction of a side's profiles on its fitted line for the side to count as found.
+MIN_SIDE_SUPPORT = 0.5
+#: Highest score of a quad with a side that was not found.
+UNSEEN_SIDE_SCORE = 0.5
 #: Most candidates scored by edge support per photo.
 MAX_CANDIDATES = 8
 
@@ -152,14 +166,16 @@ def _blobs(smooth: np.ndarray, thr: float) -> list[_Candidate]:
     return out
 
 
-def _candidates(grey: np.ndarray) -> tuple[list[_Candidate], dict[str, float]]:
+def _candidates(
+    smooth: np.ndarray, tex: np.ndarray
+) -> tuple[list[_Candidate], dict[str, float]]:
     """Candidates over several thresholds between the viewport level and the bright level.
 
     One global threshold fails under glare (the glare halo bridges the image to the bezel and
     the room); a higher threshold then still separates the image, so several are tried and the
-    most rectangular large blob wins later.
+    most rectangular large blob wins later. ``smooth`` is the working grey image blurred by
+    σ = 1 px, ``tex`` its :func:`_local_std`.
     """
-    smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
     sample = smooth[::3, ::3]  # percentiles of a 1-in-9 subsample: same levels, 9× cheaper
     dark, bright = (float(v) for v in np.percentile(sample, [3, 97]))
     stats = {"dark_level": dark, "bright_level": bright}
@@ -171,7 +187,6 @@ def _candidates(grey: np.ndarray) -> tuple[list[_Candidate], dict[str, float]]:
         out += _blobs(smooth, dark + max(0.05, frac * (bright - dark)))
     # Texture: the viewport is flat (even when veiling glare or ambient light lifts it to the
     # image's grey level), while ultrasound speckle is not.
-    tex = _local_std(grey)
     t_tex = _otsu(tex)
     stats["texture_threshold"] = t_tex
     if t_tex > 0:
@@ -240,6 +255,8 @@ def refine_corners(
 ) -> tuple[np.ndarray, float]:
     """Sub-pixel corners from edge profiles at full resolution.
 
+    See :func:`_refine` (which also returns per-side figures) for how.
+
     Parameters
     ----------
     photo:
@@ -255,6 +272,21 @@ def refine_corners(
         Refined corners, and the fraction of profiles that found a clear edge and agree with
         the fitted line (0 … 1).
     """
+    refined, sides = _refine(photo, corners, search_px=search_px, n_profiles=n_profiles)
+    return refined, float(np.mean([sd.support for sd in sides]))
+
+
+@dataclass(frozen=True)
+class _Side:
+    support: float  # fraction of profiles with a clear step on the fitted line
+    contrast: float  # median inside − outside step of the profiles with a clear step
+
+
+def _refine(
+    photo: np.ndarray, corners: np.ndarray, *, search_px: float, n_profiles: int = N_PROFILES,
+    min_contrast: float = MIN_EDGE_CONTRAST,
+) -> tuple[np.ndarray, list[_Side]]:
+    """:func:`refine_corners` with per-side support and contrast (sides TL-TR, TR-BR, BR-BL, BL-TL)."""
     centre = corners.mean(axis=0)
     step = max(search_px / 24.0, 0.25)
     offs = np.arange(-search_px, search_px + step / 2, step)
@@ -286,7 +318,7 @@ def refine_corners(
         outer_std = np.std(prof[:, -len(offs) // 6 :], axis=1)
         peak = neg[np.arange(n_profiles), k]
         ok = (
-            (contrast > MIN_EDGE_CONTRAST)
+            (contrast > min_contrast)
             & (outer_std < np.maximum(0.015, 0.3 * contrast))
             & (peak > 0)
             & (k > 0)
@@ -304,13 +336,14 @@ def refine_corners(
         pts = base + pos[:, None] * n[None, :]
         if ok.sum() < 6:
             lines.append(None)
-            supports.append(0.0)
+            supports.append(_Side(0.0, float(np.median(contrast))))
             continue
         c, d, inl = _fit_line(pts[ok], np.maximum(contrast[ok], 1e-3))
         lines.append((c, d))
         # Support: profiles with a clear step within a fixed distance of the fitted line.
         res = np.abs((pts[ok] - c) @ np.array([-d[1], d[0]]))
-        supports.append(float(np.sum(res <= 1.0 + 0.002 * length)) / n_profiles)
+        supports.append(_Side(float(np.sum(res <= 1.0 + 0.002 * length)) / n_profiles,
+                              float(np.median(contrast[ok]))))
     refined = corners.copy()
     for i in range(4):
         prev_line, line = lines[(i - 1) % 4], lines[i]
@@ -319,7 +352,224 @@ def refine_corners(
         p = _intersect(prev_line[0], prev_line[1], line[0], line[1])
         if p is not None and np.hypot(*(p - corners[i])) <= 2.0 * search_px:
             refined[i] = p
-    return refined, float(np.mean(supports))
+    return refined, supports
+
+
+#: Smallest excess (grey levels) of the level just outside a side over the viewport level next to
+#: the neighbouring sides that marks the side as lying inside the image (a dim image band).
+MIN_SIDE_EXCESS = 0.015
+#: Farthest a side is moved outwards, as a fraction of the neighbouring sides' mean length.
+MAX_EXPAND_FRACTION = 0.75
+#: Smallest ratio of local texture (speckle) between the old and the new side to the texture of
+#: the viewport beyond the new side.
+MIN_TEXTURE_RATIO = 1.0
+#: Smallest fraction of outward profiles that must reach the viewport for a side to be moved
+#: (glare spots or overlay text over the border block some of them).
+MIN_REACH_FRACTION = 0.5
+#: Distances (working px) outside a side where its outside level is measured: far enough that
+#: blur and veiling glare from bright image content right at the border have faded.
+OUTSIDE_OFFSETS = (5.0, 10.0)
+
+
+def _sample_map(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Bilinear samples of a float32 working map (replicated borders)."""
+    return cv2.remap(img, xs.astype(np.float32), ys.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def _outward_normals(corners: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(start corner, unit direction, outward unit normal) of the four sides."""
+    centre = corners.mean(axis=0)
+    out = []
+    for i in range(4):
+        a, b = corners[i], corners[(i + 1) % 4]
+        u = (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
+        n = np.array([-u[1], u[0]])
+        if np.dot((a + b) / 2 - centre, n) < 0:
+            n = -n
+        out.append((a, u, n))
+    return out
+
+
+def _end_levels(smooth: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(4, 2) medians of ``smooth`` just outside each side near its start and its end corner.
+
+    The band lies :data:`OUTSIDE_OFFSETS` working px outside the side, along 8–22 % (start) and
+    78–92 % (end) of its length. One bilinear lookup for all eight bands.
+    """
+    near = np.linspace(0.08, 0.22, 6)
+    ts = np.concatenate([near, 1.0 - near])
+    offs = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 0.5, 1.0)
+    xs, ys = [], []
+    for i, (a, _, n) in enumerate(_outward_normals(corners)):
+        b = corners[(i + 1) % 4]
+        base = a[None, :] + ts[:, None] * (b - a)[None, :]
+        xs.append(base[:, 0:1] + offs[None, :] * n[0])
+        ys.append(base[:, 1:2] + offs[None, :] * n[1])
+    v = _sample_map(smooth, np.concatenate(xs), np.concatenate(ys))
+    v = v.reshape(4, 2, len(near) * len(offs))
+    return np.median(v, axis=2)
+
+
+def _line_of(corners: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = corners[side], corners[(side + 1) % 4]
+    return a, (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
+
+
+def _expand_side(
+    smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, side: int, *,
+    relaxed: bool = False, levels: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Move ``side`` outwards when it lies inside the image rather than on the viewport.
+
+    Ultrasound images are often dim towards one border (depth attenuation): a brightness blob
+    then ends at the bright/dim transition inside the image. Such a side is recognised by the
+    level just outside it being clearly brighter than the viewport just outside the two
+    neighbouring sides (near the shared corners, where display and lighting gradients are
+    small); the true border is then the first place along each outward profile where the level
+    falls to the viewport's (for good) — the dim band's own step. Returns new working corners or
+    ``None`` (side kept).
+
+    ``relaxed`` (used only when the three other sides are known to be real edges, and the result
+    is accepted only if the moved side then shows a real edge) also moves sides that are inside
+    the image at one end only (a blob cut diagonally through a dim corner).
+    """
+    h, w = smooth.shape
+    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+    if levels is None:
+        levels = _end_levels(smooth, corners)
+    own_a, own_b = levels[side]
+    vp_a, vp_b = levels[prev_side, 1], levels[next_side, 0]
+    # Both ends must be inside: a side that touches the viewport at one end is not moved.
+    # Both ends must be inside: a side that meets the viewport at one end is left alone (a
+    # diagonal cut through a dim corner is not handled; moving such sides caused more harm than
+    # good on simulated photos).
+    excess = (max if relaxed else min)(own_a - vp_a, own_b - vp_b)
+    log.debug("expand side %d: excess %.4f / %.4f", side, own_a - vp_a, own_b - vp_b)
+    if excess < MIN_SIDE_EXCESS:
+        return None
+    a, u, n = _outward_normals(corners)[side]
+    b = corners[(side + 1) % 4]
+    reach = MAX_EXPAND_FRACTION * 0.5 * (
+        float(np.hypot(*(corners[side] - corners[prev_side])))
+        + float(np.hypot(*(corners[(side + 2) % 4] - b)))
+    )
+    steps = np.arange(0.0, max(reach, 4.0), 1.0)
+    ts = np.linspace(0.1, 0.9, 24)
+    base = a[None, :] + ts[:, None] * (b - a)[None, :]
+    xs = base[:, 0:1] + steps[None, :] * n[0]
+    ys = base[:, 1:2] + steps[None, :] * n[1]
+    inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+    prof = _sample_map(smooth, xs, ys)
+    tprof = _sample_map(tex, xs, ys)
+    # Viewport level along the side (linear between the two corners) and the level halfway
+    # between it and the dim band: the border is where the profile drops below it for good.
+    vp = vp_a + ts * (vp_b - vp_a)
+    thr = vp + 0.5 * excess
+    below = (prof < thr[:, None]) & inside
+    hold = 4  # working px the profile must stay at the viewport level (not a dark speckle)
+    run = np.ones_like(below)
+    for k in range(hold):
+        run[:, : len(steps) - k] &= below[:, k:]
+        run[:, len(steps) - k :] = False
+    # First sample of each profile from which it stays at the viewport level (-1: none).
+    first = np.where(run.any(axis=1), np.argmax(run, axis=1), -1)
+    found = first > 0
+    at_vp = (first == 0) & relaxed  # already on the viewport here (relaxed mode only)
+    pts = [base[i] for i in np.flatnonzero(at_vp)]
+    rows = np.flatnonzero(found)
+    j = first[rows]
+    # Sub-pixel: linear interpolation of the threshold crossing before sample j.
+    p0, p1 = prof[rows, j - 1], prof[rows, j]
+    f = np.clip((p0 - thr[rows]) / np.maximum(p0 - p1, 1e-6), 0.0, 1.0)
+    pts += list(base[rows] + (steps[j - 1] + f)[:, None] * n[None, :])
+    wts = [1.0] * len(pts)
+    # Per-profile statistics of what was crossed and what lies beyond, as masked medians.
+    k = np.arange(len(steps))[None, :]
+    jj = j[:, None]
+
+    def masked_median(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.nanmedian(np.where(mask, a, np.nan), axis=1)
+
+    t_in = list(masked_median(tprof[rows], k < jj))
+    t_out = list(masked_median(tprof[rows], (k >= jj) & (k < jj + 3 * hold)))
+    long = j >= 4
+    rise = list(
+        masked_median(prof[rows[long]], (k >= jj[long] // 2) & (k < jj[long]))
+        - masked_median(prof[rows[long]], k < jj[long] // 2)
+    ) if long.any() else []
+    log.debug("expand side %d: %d/%d profiles reach the viewport", side, len(pts), len(ts))
+    if len(pts) < MIN_REACH_FRACTION * len(ts):
+        return None
+    # What was crossed must be image (speckle), not more flat viewport: a side already on the
+    # border would otherwise walk on to the bezel or the UI chrome.
+    log.debug("expand side %d: texture %.4f crossed, %.4f beyond", side, np.median(t_in),
+              np.median(t_out))
+    if t_in and np.median(t_in) < MIN_TEXTURE_RATIO * np.median(t_out):
+        return None
+    # A dim image band fades (or stays level) towards its border; getting brighter on the way
+    # out means the walk crossed the viewport into UI chrome (toolbar, side panel).
+    if rise and np.median(rise) > 0.5 * excess:
+        return None
+    c, d, keep = _fit_line(np.array(pts), np.array(wts))
+    if keep.sum() < 0.4 * len(ts):
+        return None
+    new = corners.copy()
+    pa, da = _line_of(corners, prev_side)
+    pb, db = _line_of(corners, next_side)
+    p1 = _intersect(pa, da, c, d)
+    p2 = _intersect(pb, db, c, d)
+    if p1 is None or p2 is None:
+        return None
+    new[side], new[next_side] = p1, p2
+    moved = (max if relaxed else min)(np.dot(p1 - corners[side], n), np.dot(p2 - b, n))
+    if moved < 1.0 or not is_convex(new):
+        return None
+    if np.any(new < -0.5) or np.any(new[:, 0] > w - 0.5) or np.any(new[:, 1] > h - 0.5):
+        return None
+    return new
+
+
+def expand_sides(
+    smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, *, rounds: int = 2
+) -> np.ndarray:
+    """Apply :func:`_expand_side` to every side until nothing moves (at most ``rounds`` times)."""
+    for _ in range(rounds):
+        changed = False
+        levels = _end_levels(smooth, corners)
+        for side in range(4):
+            new = _expand_side(smooth, tex, corners, side, levels=levels)
+            if new is not None:
+                corners, changed = new, True
+                levels = _end_levels(smooth, corners)
+        if not changed:
+            break
+    return corners
+
+
+def _retry_unseen(
+    photo: np.ndarray, smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
+    sides: list[_Side], s: float, *, side: int,
+) -> tuple[np.ndarray, list[_Side], bool]:
+    """Second try for the one side without a clear edge, the three others being real edges.
+
+    The side is moved outwards in relaxed mode (see :func:`_expand_side`) and the move is kept
+    only when the refined new side is a clear, straight step onto the viewport and the other
+    sides stay so: it cannot make a found image worse, only replace a guessed side.
+    """
+    work = (corners + 0.5) * s - 0.5
+    new = _expand_side(smooth, tex, work, side, relaxed=True)
+    if new is None or _aspect(new) > MAX_ASPECT:
+        return corners, sides, False
+    full = (new + 0.5) / s - 0.5
+    # A dim band's border is a small step: accept it from a third of the usual contrast (the
+    # outside must still be flat, and the step a straight line along most of the side).
+    low = MIN_DIM_EDGE_CONTRAST
+    r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s), min_contrast=low)
+    r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
+    if not is_convex(r2) or any(sd.support < MIN_SIDE_SUPPORT for sd in sides2):
+        return corners, sides, False
+    return r2, sides2, True
 
 
 def _aspect(corners: np.ndarray) -> float:
@@ -378,8 +628,11 @@ def detect(photo: np.ndarray) -> Quad:
     -------
     Quad
         Corners TL, TR, BR, BL (outer edges of the displayed image, photo pixels, sub-pixel),
-        ``score`` in [0, 1] (rectangularity × edge support) and ``method`` ``"contour+edges"``
-        (refined) or ``"contour"`` (coarse only).
+        ``score`` in [0, 1] (rectangularity × edge support, at most 0.5 when a side was not
+        found), ``method`` ``"contour+edges"`` (refined) or ``"contour"`` (coarse only), and
+        ``details``: ``edge_support``, ``rectangularity``, per-side ``side_support`` and
+        ``side_contrast`` (top, right, bottom, left) and ``edges_not_found`` (names of the sides
+        without a clear straight step onto the viewport).
 
     Raises
     ------
@@ -390,7 +643,9 @@ def detect(photo: np.ndarray) -> Quad:
     photo = _check_photo(photo)
     h, w = photo.shape[:2]
     grey, s = _working_grey(photo)
-    cands, stats = _candidates(grey)
+    smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    tex = _local_std(grey)
+    cands, stats = _candidates(smooth, tex)
     good = [
         c for c in cands
         if not c.touches and c.fill >= MIN_RECTANGULARITY and _aspect(c.corners) <= MAX_ASPECT
@@ -403,9 +658,12 @@ def detect(photo: np.ndarray) -> Quad:
     search = max(6.0, FIRST_SEARCH_WORK_PX / s)
     trials = []
     for cand in good:
-        coarse = (cand.corners + 0.5) / s - 0.5
+        work = expand_sides(smooth, tex, cand.corners)
+        if _aspect(work) > MAX_ASPECT:
+            work = cand.corners
+        coarse = (work + 0.5) / s - 0.5
         refined, support = refine_corners(photo, coarse, search_px=search)
-        size = (cand.area / good[0].area) ** 0.25
+        size = (max(cand.area, polygon_area(work)) / good[0].area) ** 0.25
         trials.append((cand.fill * support * size, cand, coarse, refined, support))
     _, best, coarse, refined, support = max(trials, key=lambda t: t[0])
     if support < MIN_SUPPORT:
@@ -414,18 +672,41 @@ def detect(photo: np.ndarray) -> Quad:
             "clear straight edges on a dark background (glare, blur, or an image that fades into "
             "the background?); retake the photo or give the corners by hand"
         )
-    refined, support = refine_corners(photo, refined, search_px=max(3.0, 1.5 / s))
+    refined, sides = _refine(photo, refined, search_px=max(3.0, 1.5 / s))
+    support = float(np.mean([sd.support for sd in sides]))
     method = "contour+edges"
     corners = refined if support >= MIN_SUPPORT else coarse
     if support < MIN_SUPPORT:
         method = "contour"
     if not is_convex(corners) or polygon_area(corners) < MIN_AREA_FRACTION * h * w:
         corners, method = coarse, "contour"
+    # A side without a clear step along it was placed from the coarse blob: typically an image
+    # border as dark as the viewport (ultrasound far field), where the quad ends at the last
+    # visible content. Say so, and do not claim more than even odds.
+    unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < MIN_SIDE_SUPPORT]
+    if len(unseen) == 1 and method == "contour+edges":
+        corners, sides, moved = _retry_unseen(photo, smooth, tex, corners, sides, s,
+                                              side=SIDE_NAMES.index(unseen[0]))
+        if moved:
+            support = float(np.mean([sd.support for sd in sides]))
+            unseen = []
     score = float(np.clip(best.fill, 0, 1) * np.clip(0.5 + support, 0, 1))
+    if unseen:
+        score = min(score, UNSEEN_SIDE_SCORE)
     log.debug("detect: %s score %.3f support %.2f", method, score, support)
     return Quad(
         corners,
         score=score,
         method=method,
-        details={"edge_support": round(support, 3), "rectangularity": round(best.fill, 3)},
+        details={
+            "edge_support": round(support, 3),
+            "rectangularity": round(best.fill, 3),
+            "side_support": {
+                n: round(sd.support, 3) for n, sd in zip(SIDE_NAMES, sides, strict=True)
+            },
+            "side_contrast": {
+                n: round(sd.contrast, 4) for n, sd in zip(SIDE_NAMES, sides, strict=True)
+            },
+            "edges_not_found": unseen,
+        },
     )

@@ -19,6 +19,10 @@ report's overall status is the worst of them. The thresholds and why they are wh
     homography with an assumed phone focal length of 0.8 × the photo's long side (≈ 26 mm
     equivalent main camera, principal point at the centre). Resolution along the tilt falls as
     cos θ and LCD contrast/gamma shift with viewing angle. Pass ≤ 20°, warn ≤ 35°, fail above.
+``edges`` — only for a :class:`Quad` from :func:`~photorad.rectify.detect.detect`: the number of
+    image borders seen as clear straight steps onto the viewer background. A border as dark as the
+    background (ultrasound far field) cannot be seen in the photo, and the corners there are
+    placed at the last visible content. Pass with 4, warn otherwise (with the side named).
 ``resolution`` — photo pixels per original pixel along the image's worse axis. Sampling theory
     asks for ≥ 2 camera pixels per displayed pixel to resolve it (and to keep the pixel grid's
     moiré above the image band); below 1 the photo cannot hold the original's detail.
@@ -229,4 +233,25 @@ def quality(
     ks = keystone_angle(corners, (w, h))
     checks["keystone"] = Check(ks, grade("keystone", ks), "degrees")
     checks["resolution"] = Check(res, grade("resolution", res), "photo px per original px", note)
+    edges = _edges_check(corners_or_quad)
+    if edges is not None:
+        checks["edges"] = edges
     return QualityReport(checks)
+
+
+def _edges_check(quad: Any) -> Check | None:
+    """Whether :func:`~photorad.rectify.detect.detect` saw all four image borders (None when the
+    corners were not detected, e.g. given by hand)."""
+    details = getattr(quad, "details", None) or {}
+    if "edges_not_found" not in details:
+        return None
+    unseen = list(details["edges_not_found"])
+    if not unseen:
+        return Check(4.0, "pass", "sides found")
+    sides = " and ".join(unseen)
+    return Check(
+        float(4 - len(unseen)), "warn", "sides found",
+        f"the image's {sides} edge was not found (it may be as dark as the viewer background, so "
+        "the corners there are guessed from the last visible content): raise the window level "
+        "or zoom so that the whole image edge is visible, or give the corners by hand",
+    )
