@@ -74,6 +74,23 @@ def figure(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *, height: int
     return np.vstack(padded)
 
 
+def model_rows(models: dict[str, Restorer]) -> list[str]:
+    """Markdown rows: cost and training budget of each evaluated model (from its sidecar)."""
+    from photorad.restore import conv_macs
+
+    rows = ["| model | architecture | MAC / pixel (256²) | parameters | train steps | "
+            "train CPU s | threads | train wall s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in models.items():
+        m = dict(getattr(r.meta, "metrics", {}) or {})
+        macs = conv_macs(r.model, height=256, width=256) / 256**2
+        params = sum(p.numel() for p in r.model.parameters())
+        rows.append(f"| {name} | {getattr(r.meta, 'architecture', '?')} | {macs / 1e3:.1f} k | "
+                    f"{params / 1e6:.2f} M | {m.get('step', '?')} | "
+                    f"{m.get('train_cpu_seconds', '?')} | {m.get('threads', '?')} | "
+                    f"{m.get('train_seconds', '?')} |")
+    return [*rows, ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--pairs", required=True, help="paired folder (pairs.csv, rect/, orig/)")
@@ -144,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     md += ["", "(a) warp: GT-corner rectification only; (b) warp+tone: + per-image oracle global "
            "tone curve fitted to the original (upper bound of any tone-only fix); other rows: "
            "restorers. Research use only — not a diagnosis.", ""]
+    if models:
+        md += model_rows(models)
     (out / "quality_table.md").write_text("\n".join(md))
     with (out / "quality_table.csv").open("w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=list(table[0]))

@@ -8,6 +8,10 @@
 * larger images are cut into overlapping ``tile × tile`` tiles, run ``batch_size`` tiles at a
   time, and blended back with linear ramps over the overlap — memory is bounded by the tile
   batch, not by the image;
+* a model with a whole-image context (``model.context(x)``, e.g. ``gtunet``'s thumbnail) gets
+  the context of the WHOLE image with every tile, and a model that declares ``receptive_radius``
+  and ``factor`` gets tiles aligned to ``factor`` with an overlap of at least 3 × the radius, so
+  its tiled output equals its whole-image output;
 * the execution path (``eager``, ``channels_last`` or ONNX Runtime ``onnx``) is chosen by
   measurement on a probe image, and a path is only eligible when its output matches eager
   PyTorch within :data:`MATCH_TOL` (so the choice never changes the result beyond float noise).
@@ -46,6 +50,7 @@ __all__ = [
     "default_restorer",
     "export_onnx",
     "fuse_conv_bn",
+    "has_context",
     "tile_starts",
 ]
 
@@ -110,18 +115,26 @@ def conv_macs(model: nn.Module, *, height: int = 256, width: int = 256) -> int:
     return total
 
 
+def has_context(model: nn.Module) -> bool:
+    """Whether ``model`` takes a whole-image context (``model.context(x)``, ``model(x, ctx)``)."""
+    return callable(getattr(model, "context", None))
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike | None = None,
     *,
     opset: int = ONNX_OPSET,
     probe_size: tuple[int, int] = (64, 96),
+    with_context: bool = False,
 ) -> bytes:
     """Export a restorer to ONNX with dynamic batch, height and width; return the bytes.
 
     The graph takes ``image`` (B×1×H×W float32) and returns ``restored`` (same shape, unclamped,
-    exactly what the PyTorch module returns). When ``path`` is given the file is written
-    atomically too.
+    exactly what the PyTorch module returns). A context model (see :func:`has_context`) computes
+    its context from ``image`` inside the graph, unless ``with_context`` is set: then the graph
+    takes a second input ``context`` (the output of ``model.context`` on the whole image), which
+    is what tiled inference needs. When ``path`` is given the file is written atomically too.
     """
     import warnings
 
@@ -129,17 +142,25 @@ def export_onnx(
     x = torch.rand(1, 1, probe_size[1], probe_size[0])
     buf = io.BytesIO()
     dyn = {0: "batch", 2: "height", 3: "width"}
+    args: tuple[torch.Tensor, ...] = (x,)
+    names = ["image"]
+    axes: dict[str, dict[int, str]] = {"image": dyn, "restored": dyn}
+    if with_context and has_context(model):
+        with torch.no_grad():
+            args = (x, model.context(x))
+        names.append("context")
+        axes["context"] = {0: "batch"}
     with warnings.catch_warnings():
         # The tracer warns about shape arithmetic it records as graph ops; that is intended here.
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
                 model,
-                (x,),
+                args,
                 buf,
-                input_names=["image"],
+                input_names=names,
                 output_names=["restored"],
-                dynamic_axes={"image": dyn, "restored": dyn},
+                dynamic_axes=axes,
                 opset_version=opset,
                 dynamo=False,
             )
@@ -239,7 +260,8 @@ class Restorer:
         Overlap between neighbouring tiles in pixels. The outer third next to a shared edge is
         discarded and the middle third blended linearly, so a network whose receptive-field
         radius is ≤ ``overlap // 3`` (``dncnn``: 17 px) gives the same result tiled as whole;
-        models with a larger field (``msunet``) are approximated near tile seams.
+        models with a larger field (``msunet``) are approximated near tile seams. A model that
+        declares ``receptive_radius`` gets at least ``3 × receptive_radius`` (within tile / 2).
     batch_size:
         Tiles per forward pass (bounds memory: ≈ batch × tile² × widest layer × 4 bytes × 3).
     backend:
@@ -266,12 +288,18 @@ class Restorer:
         self.name = name
         self.sha256 = sha256
         self.meta = meta
-        self.tile = int(tile)
-        self.overlap = int(overlap)
+        # Tiles must start on multiples of the model's stride factor (else a strided network
+        # sees a shifted pixel grid) and overlap by ≥ 3 × its receptive-field radius.
+        self.factor = max(1, int(getattr(self.model, "factor", 1)))
+        self.tile = int(tile) // self.factor * self.factor
+        radius = int(getattr(self.model, "receptive_radius", 0))
+        ov = min(max(int(overlap), 3 * radius), self.tile // 2 - 1)
+        self.overlap = ov + (-ov) % self.factor
+        self.uses_context = has_context(self.model)
         self.batch_size = max(1, int(batch_size))
         self.requested_backend = os.environ.get("PHOTORAD_RESTORE_BACKEND", backend)
         self._backend: str | None = None
-        self._runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        self._runners: dict[str, Callable[[np.ndarray, np.ndarray | None], np.ndarray]] = {}
         self.timings: dict[str, float] = {}
 
     # ----------------------------------------------------------------------------- construction
@@ -287,25 +315,29 @@ class Restorer:
         return cls(model, sha256=meta.sha256, meta=meta, **kwargs)
 
     # ----------------------------------------------------------------------------- backends
-    def _runner(self, backend: str) -> Callable[[np.ndarray], np.ndarray]:
+    def _runner(self, backend: str) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
         if backend in self._runners:
             return self._runners[backend]
         if backend == "eager":
             model = self.model
 
-            def run(x: np.ndarray) -> np.ndarray:
+            def run(x: np.ndarray, ctx: np.ndarray | None) -> np.ndarray:
                 with torch.inference_mode():
-                    return model(torch.from_numpy(x)).numpy()
+                    if ctx is None:
+                        return model(torch.from_numpy(x)).numpy()
+                    return model(torch.from_numpy(x), torch.from_numpy(ctx)).numpy()
 
         elif backend == "channels_last":
             import copy
 
             model_cl = copy.deepcopy(self.model).to(memory_format=torch.channels_last)
 
-            def run(x: np.ndarray) -> np.ndarray:
+            def run(x: np.ndarray, ctx: np.ndarray | None) -> np.ndarray:
                 with torch.inference_mode():
                     t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-                    return model_cl(t).contiguous().numpy()
+                    if ctx is None:
+                        return model_cl(t).contiguous().numpy()
+                    return model_cl(t, torch.from_numpy(ctx)).contiguous().numpy()
 
         elif backend == "onnx":
             try:
@@ -317,11 +349,15 @@ class Restorer:
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3
             sess = ort.InferenceSession(
-                export_onnx(self.model), opts, providers=["CPUExecutionProvider"]
+                export_onnx(self.model, with_context=self.uses_context), opts,
+                providers=["CPUExecutionProvider"],
             )
 
-            def run(x: np.ndarray) -> np.ndarray:
-                return sess.run(None, {"image": np.ascontiguousarray(x)})[0]
+            def run(x: np.ndarray, ctx: np.ndarray | None) -> np.ndarray:
+                feeds = {"image": np.ascontiguousarray(x)}
+                if ctx is not None:
+                    feeds["context"] = np.ascontiguousarray(ctx)
+                return sess.run(None, feeds)[0]
 
         else:
             raise ModelError(f"unknown backend {backend!r}")
@@ -351,12 +387,13 @@ class Restorer:
             return self._backend
         rng = np.random.default_rng(0)
         x = rng.random((1, 1, probe, probe), dtype=np.float32)
-        ref = self._runner("eager")(x)
+        ctx = self.context(x)
+        ref = self._runner("eager")(x, ctx)
         best, best_t = "eager", float("inf")
         for name in self.candidates():
             try:
                 run = self._runner(name)
-                y = run(x)  # warm-up (also allocates and, for ONNX, optimises the graph)
+                y = run(x, ctx)  # warm-up (also allocates and, for ONNX, optimises the graph)
                 err = float(np.abs(y - ref).max())
                 if err > MATCH_TOL:
                     log.warning("restore backend %s rejected: differs from eager by %.2g", name, err)
@@ -364,7 +401,7 @@ class Restorer:
                     continue
                 t0 = time.perf_counter()
                 for _ in range(repeats):
-                    run(x)
+                    run(x, ctx)
                 t = (time.perf_counter() - t0) / repeats
             except ModelError as exc:
                 log.warning("restore backend %s unavailable: %s", name, exc)
@@ -393,9 +430,23 @@ class Restorer:
         return self._backend
 
     # ----------------------------------------------------------------------------- inference
-    def run_batch(self, x: np.ndarray) -> np.ndarray:
-        """Run the network on a float32 B×1×H×W batch with the selected backend (unclamped)."""
-        return self._runner(self.backend)(np.ascontiguousarray(x, dtype=np.float32))
+    def context(self, x: np.ndarray) -> np.ndarray | None:
+        """The model's whole-image context for a B×1×H×W batch (``None`` for plain models)."""
+        if not self.uses_context:
+            return None
+        with torch.inference_mode():
+            return self.model.context(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    def run_batch(self, x: np.ndarray, ctx: np.ndarray | None = None) -> np.ndarray:
+        """Run the network on a float32 B×1×H×W batch with the selected backend (unclamped).
+
+        ``ctx`` is a context model's whole-image context (one row per batch item); it is
+        computed from ``x`` itself when omitted.
+        """
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if self.uses_context and ctx is None:
+            ctx = self.context(x)
+        return self._runner(self.backend)(x, ctx)
 
     def restore(self, image: np.ndarray) -> np.ndarray:
         """Restore one rectified grey image: ``float32`` H×W in [0, 1] → same shape and range."""
@@ -404,9 +455,16 @@ class Restorer:
         if h <= self.tile and w <= self.tile:
             out = self.run_batch(img[None, None])[0, 0]
             return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
-        return np.clip(self._restore_tiled(img), 0.0, 1.0).astype(np.float32, copy=False)
+        # The context (e.g. a thumbnail) always comes from the whole image, never from a tile.
+        ctx = self.context(img[None, None])
+        f = self.factor
+        ph, pw = (-h) % f, (-w) % f
+        # Replicate-pad to a multiple of the stride factor, as the model does on a whole image.
+        padded = np.pad(img, ((0, ph), (0, pw)), mode="edge") if ph or pw else img
+        out = self._restore_tiled(padded, ctx)[:h, :w]
+        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
-    def _restore_tiled(self, img: np.ndarray) -> np.ndarray:
+    def _restore_tiled(self, img: np.ndarray, ctx: np.ndarray | None = None) -> np.ndarray:
         h, w = img.shape
         th, tw = min(self.tile, h), min(self.tile, w)
         acc = np.zeros((h, w), dtype=np.float32)
@@ -419,7 +477,8 @@ class Restorer:
         for i in range(0, len(boxes), self.batch_size):
             chunk = boxes[i:i + self.batch_size]
             batch = np.stack([img[y:y + th, x:x + tw] for y, x in chunk])[:, None]
-            out = self.run_batch(batch)[:, 0]
+            bctx = None if ctx is None else np.repeat(ctx, len(chunk), axis=0)
+            out = self.run_batch(batch, bctx)[:, 0]
             for (y, x), o in zip(chunk, out, strict=True):
                 inner = (y > 0, y + th < h, x > 0, x + tw < w)
                 window = blend_window(th, tw, overlap=self.overlap, inner=inner)

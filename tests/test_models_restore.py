@@ -13,7 +13,7 @@ from photorad.models import create_model, list_models
 from photorad.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from photorad.restore import conv_macs
 
-RESTORERS = ("dncnn", "dncnn_s", "msunet", "msunet_s")
+RESTORERS = ("dncnn", "dncnn_s", "msunet", "msunet_s", "gtunet", "gtunet_s")
 
 
 def test_registered() -> None:
@@ -93,3 +93,53 @@ def test_checkpoint_roundtrip(tmp_path) -> None:
         load_checkpoint(path, task="classify")
     with pytest.raises(ModelError):
         load_checkpoint(path, expected_sha256="0" * 64)
+
+
+def test_gtunet_s_is_cheaper_than_dncnn_s() -> None:
+    # The CPU successor must not cost more per pixel than the CPU baseline (thumbnail branch
+    # included: conv_macs counts every convolution the forward pass runs).
+    d = conv_macs(create_model("dncnn_s"), height=256, width=256)
+    g = conv_macs(create_model("gtunet_s"), height=256, width=256)
+    assert g <= d, (g, d)
+
+
+def test_gtunet_global_branch_uses_the_given_context() -> None:
+    from photorad.models.gtunet import thumbnail
+
+    torch.manual_seed(0)
+    net = create_model("gtunet_s", widths=(8, 8, 16), blocks=(1, 1, 1)).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    whole = torch.rand(1, 1, 120, 150)
+    patch = whole[..., 30:78, 40:88]
+    with torch.no_grad():
+        ctx = net.context(whole)
+        # Default context = the thumbnail of the input itself.
+        torch.testing.assert_close(net(whole), net(whole, ctx))
+        assert ctx.shape == (1, 1, 64, 64)
+        # A patch restored with the whole image's context differs from one with its own.
+        assert (net(patch, ctx) - net(patch)).abs().max() > 1e-4
+    # The thumbnail is an average: a constant image stays constant, the mean is kept.
+    c = thumbnail(torch.full((1, 1, 37, 200), 0.25), 64)
+    torch.testing.assert_close(c, torch.full_like(c, 0.25))
+    x = torch.rand(2, 1, 640, 512)
+    torch.testing.assert_close(thumbnail(x, 64).mean(dim=(2, 3)), x.mean(dim=(2, 3)),
+                               atol=2e-3, rtol=0)
+
+
+def test_gtunet_receptive_radius_bounds_the_local_branch() -> None:
+    # The declared radius must really bound the local branch (tiling relies on it).
+    torch.manual_seed(1)
+    net = create_model("gtunet_s", widths=(4, 8, 8), blocks=(1, 1, 2)).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    r = net.receptive_radius
+    x = torch.rand(1, 1, 256, 256)
+    ctx = net.context(x)
+    x2 = x.clone()
+    x2[..., 128, 128] += 0.5
+    with torch.no_grad():
+        diff = (net(x2, ctx) - net(x, ctx)).abs()[0, 0]
+    ys, xs = torch.nonzero(diff > 0, as_tuple=True)
+    assert len(ys) > 0
+    assert int((ys - 128).abs().max()) <= r and int((xs - 128).abs().max()) <= r

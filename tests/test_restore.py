@@ -100,8 +100,33 @@ def test_tiled_successor_is_close_to_whole() -> None:
     assert float(np.abs(out - ref).mean()) < 0.01
 
 
+def test_tiled_context_model_equals_whole_on_large_input() -> None:
+    # gtunet: the thumbnail comes from the whole image (not per tile) and the tiles are aligned
+    # to its stride factor with an overlap ≥ 3 × its receptive-field radius, so a 2000×1600
+    # image restored in 1024² tiles matches the untiled forward pass.
+    net = _random_net("gtunet_s", widths=(4, 8, 8), blocks=(1, 1, 1))
+    rng = np.random.default_rng(6)
+    img = np.clip(rng.random((1600, 2000), dtype=np.float32) * 0.3
+                  + np.linspace(0, 0.7, 2000, dtype=np.float32)[None], 0, 1)
+    ref = np.clip(_reference(net, img), 0, 1)
+    r = Restorer(net, tile=1024, overlap=96, backend="eager")
+    assert r.overlap >= 3 * net.receptive_radius and r.overlap % net.factor == 0
+    out = r.restore(img)
+    assert out.shape == img.shape
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    # The same with odd sizes (padding to the stride factor) and small tiles.
+    crop = img[:301, :457]
+    ref = np.clip(_reference(net, crop), 0, 1)
+    np.testing.assert_allclose(Restorer(net, tile=256, overlap=96, backend="eager").restore(crop), ref,
+                               atol=1e-5)
+    # Per-tile thumbnails would be visibly different (the check above is not vacuous).
+    tiles = np.clip(_reference(net, crop[:, :160]), 0, 1)
+    assert float(np.abs(tiles - ref[:, :160]).max()) > 1e-3
+
+
 @pytest.mark.parametrize("name,kw", [("dncnn_s", {"depth": 5, "channels": 16}),
-                                     ("msunet_s", {"widths": (8, 16, 24), "blocks": (1, 1, 1)})])
+                                     ("msunet_s", {"widths": (8, 16, 24), "blocks": (1, 1, 1)}),
+                                     ("gtunet_s", {"widths": (8, 8, 16), "blocks": (1, 1, 1)})])
 def test_backends_agree_and_auto_picks_one(name: str, kw: dict) -> None:
     net = _random_net(name, **kw)
     img = np.random.default_rng(3).random((97, 131), dtype=np.float32)
@@ -116,7 +141,8 @@ def test_backends_agree_and_auto_picks_one(name: str, kw: dict) -> None:
 
 
 @pytest.mark.parametrize("name,kw", [("dncnn_s", {"depth": 5, "channels": 16}),
-                                     ("msunet_s", {"widths": (8, 16, 16, 24), "blocks": (1, 1, 1, 2)})])
+                                     ("msunet_s", {"widths": (8, 16, 16, 24), "blocks": (1, 1, 1, 2)}),
+                                     ("gtunet_s", {"widths": (8, 8, 16), "blocks": (1, 1, 1)})])
 def test_onnx_matches_pytorch(tmp_path, name: str, kw: dict) -> None:
     ort = pytest.importorskip("onnxruntime")
     net = _random_net(name, **kw)
@@ -130,6 +156,23 @@ def test_onnx_matches_pytorch(tmp_path, name: str, kw: dict) -> None:
         got = sess.run(None, {"image": x})[0]
         assert got.shape == ref.shape
         assert float(np.abs(got - ref).max()) <= 1e-4
+
+
+def test_onnx_with_context_input_matches_pytorch() -> None:
+    # The graph Restorer uses for tiles takes the whole image's context as a second input.
+    ort = pytest.importorskip("onnxruntime")
+    net = _random_net("gtunet_s", widths=(8, 8, 16), blocks=(1, 1, 1))
+    sess = ort.InferenceSession(export_onnx(net, with_context=True),
+                                providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image", "context"]
+    rng = np.random.default_rng(7)
+    whole = torch.from_numpy(rng.random((2, 1, 150, 170), dtype=np.float32))
+    with torch.no_grad():
+        ctx = net.context(whole)
+        tile = whole[..., 10:75, 20:133].contiguous()
+        ref = net(tile, ctx).numpy()
+    got = sess.run(None, {"image": tile.numpy(), "context": ctx.numpy()})[0]
+    assert float(np.abs(got - ref).max()) <= 1e-4
 
 
 def test_bad_inputs(small_dncnn) -> None:
@@ -212,6 +255,17 @@ def test_patch_sampler(tmp_path, sample_root) -> None:
     assert x.shape == y.shape == (5, 1, 32, 32)
     # Patches stay aligned under flips/rotations: the degradation maps target onto input.
     np.testing.assert_allclose(x, 0.15 + 0.7 * y**1.6, atol=2e-3)
+    # With contexts, each patch comes with its own image's context, flipped/rotated alike: with
+    # 48² images, 48² patches and each image as its own context, patch and context must agree.
+    from photorad.data.paired import Pair
+
+    crops = [Pair(p.id, p.rect[:48, :48].copy(), p.orig[:48, :48].copy(), p.row) for p in pairs]
+    ctxs = [p.rect[None] for p in crops]
+    x, y, c = PatchSampler(crops, patch=48, seed=3, contexts=ctxs).batch(8)
+    assert c.shape == (8, 1, 48, 48)
+    np.testing.assert_array_equal(x, c)
+    x2, _ = PatchSampler(crops, patch=48, seed=3).batch(8)
+    np.testing.assert_array_equal(x, x2)  # contexts do not change the patch stream
 
 
 def test_make_pair_with_simulator(sample_root) -> None:
@@ -257,3 +311,38 @@ def test_train_smoke_and_resume(tmp_path, sample_root) -> None:
     assert "resumed from step 40" in res.stdout
     log = list(csv.DictReader((out / "log.csv").open()))
     assert int(log[-1]["step"]) == 60
+
+
+def test_train_context_model_smoke(tmp_path, sample_root) -> None:
+    # gtunet: the trainer feeds each patch the thumbnail of its whole image and records the
+    # CPU budget; the fake pairs' degradation is a pure global tone curve, which the global
+    # branch must pick up quickly.
+    pairs = tmp_path / "pairs"
+    _fake_pairs(pairs, sample_root)
+    out = tmp_path / "run"
+    cfg = {"model": "gtunet_s", "model_kwargs": {"widths": [8, 8, 16], "blocks": [1, 1, 1]},
+           "out": str(out), "pairs": str(pairs), "make_pairs": False, "patch": 48,
+           "batch_size": 4, "steps": 40, "val_every": 40, "lr": 3e-3, "threads": 1,
+           "progress": False, "max_minutes": 5.0, "max_cpu_minutes": 5.0, "warmup": 0.05}
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(REPO / "train" / "train_restorer.py"), "-c", str(tmp_path / "c.yaml")]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    from photorad.data.paired import load_pairs
+
+    val = load_pairs(pairs, split="val")
+    ident = np.mean([psnr(p.orig, p.rect, data_range=1.0) for p in val])
+    r = Restorer.from_checkpoint(out / "best.safetensors")
+    m = r.meta.metrics
+    assert m["step"] == 40 and m["threads"] == 1 and m["train_cpu_seconds"] > 0
+    assert m["budget"]["max_cpu_minutes"] == 5.0
+    assert m["val_psnr"] > ident + 1.0, (m["val_psnr"], ident)
+    # The process-CPU budget ends a run whose step budget is far away.
+    out2 = tmp_path / "run2"
+    res = subprocess.run(cmd + ["--steps", "100000", "--val-every", "100000", "--max-cpu-minutes",
+                                "0.05", "--out", str(out2)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m2 = json.loads((out2 / "last.json").read_text())["metrics"]
+    assert 0 < m2["step"] < 100000 and m2["train_cpu_seconds"] >= 3.0

@@ -8,9 +8,11 @@ Usage::
 Steps: (1) make the paired folder if needed (simulate each image with the configured preset, warp
 with the ground-truth corners to the original size; patient-grouped train/val/test split of
 BUS-BRA via ``train_val_test_split`` so test patients are never trained on); (2) train on random
-patches with flips/rotations, L1 or L2 (+ optional SSIM) loss, Adam with a cosine schedule (over
-steps or the wall-clock budget, whichever runs out first), AMP on GPU, DistributedDataParallel
-under ``torchrun``; (3) validate on whole val images (PSNR), keep ``best.safetensors`` and
+patches with flips/rotations, L1 or L2 (+ optional SSIM) loss, Adam with warm-up and a cosine
+schedule (over steps, the wall-clock budget ``max_minutes`` or the process-CPU budget
+``max_cpu_minutes``, whichever runs out first), AMP on GPU, DistributedDataParallel
+under ``torchrun``. A model with a whole-image context (``model.context``, e.g. ``gtunet_s``) gets
+the context of each patch's WHOLE training image, as at inference; (3) validate on whole val images (PSNR), keep ``best.safetensors`` and
 ``last.safetensors`` (+ JSON sidecars) and ``resume.pt`` (optimizer state, weights-only
 loadable), a CSV log and ``run_info.json`` with the resolved config and data hashes.
 """
@@ -56,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 8,
     "steps": 3000,
     "max_minutes": 13.0,
+    "max_cpu_minutes": 0.0,
+    "warmup": 0.02,
     "lr": 1e-3,
     "min_lr": 1e-5,
     "weight_decay": 0.0,
@@ -154,7 +158,7 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def lr_at(progress: float, cfg: dict[str, Any]) -> float:
-    warm = 0.02
+    warm = float(cfg.get("warmup", 0.02))
     if progress < warm:
         return cfg["lr"] * max(progress / warm, 0.05)
     t = min(1.0, (progress - warm) / (1 - warm))
@@ -171,6 +175,18 @@ def evaluate(model: torch.nn.Module, pairs: list, device: torch.device) -> float
         vals.append(psnr(p.orig, y, data_range=1.0))
     model.train()
     return float(np.mean(vals))
+
+
+def whole_image_contexts(model: torch.nn.Module, pairs: list) -> list[np.ndarray] | None:
+    """Each pair's whole-image context (``model.context``), or ``None`` for plain models.
+
+    Computed once: the context depends only on the input image, not on the weights.
+    """
+    fn = getattr(model, "context", None)
+    if not callable(fn):
+        return None
+    with torch.no_grad():
+        return [fn(torch.from_numpy(p.rect)[None, None])[0].cpu().numpy() for p in pairs]
 
 
 def save(model: torch.nn.Module, path: Path, cfg: dict[str, Any], metrics: dict[str, Any],
@@ -214,9 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(cfg["seed"] + rank)
     train_pairs = load_pairs(cfg["pairs"], split="train")
     val_pairs = load_pairs(cfg["pairs"], split="val", limit=cfg["n_val_eval"])
-    sampler = PatchSampler(train_pairs, patch=cfg["patch"], seed=cfg["seed"] * 1000 + rank)
-
     model = create_model(cfg["model"], **cfg["model_kwargs"]).to(device)
+    contexts = whole_image_contexts(model, train_pairs)
+    sampler = PatchSampler(train_pairs, patch=cfg["patch"], seed=cfg["seed"] * 1000 + rank,
+                           contexts=contexts)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     use_amp = bool(cfg["amp"]) and device.type == "cuda"
@@ -247,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         if new_log:
             log.writerow(["step", "seconds", "lr", "loss", "val_psnr"])
     budget = float(cfg["max_minutes"]) * 60.0
+    cpu_budget = float(cfg["max_cpu_minutes"]) * 60.0
     t0 = time.perf_counter() - elapsed_before
     c0 = time.process_time() - cpu_before
     bar = None
@@ -258,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     running = 0.0
     while True:
         elapsed = time.perf_counter() - t0
-        progress = max(step / cfg["steps"], elapsed / budget if budget > 0 else 0.0)
+        cpu_used = time.process_time() - c0
+        progress = max(step / cfg["steps"], elapsed / budget if budget > 0 else 0.0,
+                       cpu_used / cpu_budget if cpu_budget > 0 else 0.0)
         done = progress >= 1.0
         if step > 0 and (step % cfg["val_every"] == 0 or done):
             if rank == 0:
@@ -272,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = time.process_time() - c0
                 metrics = {"val_psnr": vp, "step": step, "train_seconds": round(elapsed, 1),
                            "train_cpu_seconds": round(cpu, 1),
-                           "threads": torch.get_num_threads()}
+                           "steps_per_second": round(step / max(elapsed, 1e-9), 3),
+                           "steps_per_cpu_second": round(step / max(cpu, 1e-9), 4),
+                           "threads": torch.get_num_threads(),
+                           "budget": {"steps": cfg["steps"], "max_minutes": cfg["max_minutes"],
+                                      "max_cpu_minutes": cfg["max_cpu_minutes"]}}
                 if vp > best:
                     best = vp
                     save(net, out / "best.safetensors", cfg, metrics, data_hash)
@@ -285,12 +309,13 @@ def main(argv: list[str] | None = None) -> int:
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(progress, cfg)
-        xb, yb = sampler.batch(cfg["batch_size"])
+        xb, yb, *cb = sampler.batch(cfg["batch_size"])
         x = torch.from_numpy(xb).to(device, non_blocking=True)
         y = torch.from_numpy(yb).to(device, non_blocking=True)
+        extra = [torch.from_numpy(cb[0]).to(device, non_blocking=True)] if cb else []
         with torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu"
                             else torch.float16, enabled=use_amp):
-            pred = model(x)
+            pred = model(x, *extra)
         pred = pred.float()
         loss = F.l1_loss(pred, y) if cfg["loss"] == "l1" else F.mse_loss(pred, y)
         if cfg["ssim_weight"] > 0:
@@ -311,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
     if rank == 0:
         log_fh.close()
-        print(f"done: {step} steps in {time.perf_counter() - t0:.0f} s; best val PSNR {best:.2f} dB"
-              f" → {out / 'best.safetensors'}")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"done: {step} steps in {wall:.0f} s wall / {cpu:.0f} s CPU"
+              f" ({step / max(wall, 1e-9):.2f} steps/s, {torch.get_num_threads()} threads);"
+              f" best val PSNR {best:.2f} dB → {out / 'best.safetensors'}")
     if distributed:
         dist.destroy_process_group()
     return 0

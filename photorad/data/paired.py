@@ -206,33 +206,60 @@ class PatchSampler:
         Seed of the sampler's generator (give each data-parallel rank its own).
     augment:
         Apply a random one of the 8 flip/rotation symmetries per patch.
+    contexts:
+        Optional per-pair whole-image context (e.g. a restorer's ``t×t`` thumbnail of the whole
+        rectified image, aligned with ``pairs``). When given, :meth:`batch` also returns the
+        context of each patch's image, with the patch's flip/rotation applied, so that a model's
+        global branch sees the whole image while its local branch sees the patch.
     """
 
     def __init__(
-        self, pairs: Sequence[Pair], *, patch: int = 96, seed: int = 0, augment: bool = True
+        self,
+        pairs: Sequence[Pair],
+        *,
+        patch: int = 96,
+        seed: int = 0,
+        augment: bool = True,
+        contexts: Sequence[np.ndarray] | None = None,
     ) -> None:
-        self.pairs = [p for p in pairs if min(p.rect.shape) >= patch]
+        if contexts is not None and len(contexts) != len(pairs):
+            raise ConfigError("contexts must be aligned with pairs (one per pair)")
+        keep = [i for i, p in enumerate(pairs) if min(p.rect.shape) >= patch]
+        self.pairs = [pairs[i] for i in keep]
+        self.contexts = None if contexts is None else [np.asarray(contexts[i]) for i in keep]
         if not self.pairs:
             raise ConfigError(f"no training pair is at least {patch} px a side")
         self.patch = patch
         self.augment = augment
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` patches: (input, target), each ``float32`` n×1×patch×patch."""
+    def batch(self, n: int) -> tuple[np.ndarray, ...]:
+        """``n`` patches: (input, target), each ``float32`` n×1×patch×patch, plus the contexts
+        (n×1×t×t) when the sampler has them."""
         p = self.patch
         xs = np.empty((n, 1, p, p), np.float32)
         ys = np.empty((n, 1, p, p), np.float32)
+        cs = None
+        if self.contexts is not None:
+            cs = np.empty((n, 1, *self.contexts[0].shape[-2:]), np.float32)
         for k in range(n):
-            pair = self.pairs[self.rng.integers(len(self.pairs))]
+            i = int(self.rng.integers(len(self.pairs)))
+            pair = self.pairs[i]
             h, w = pair.rect.shape
             y0, x0 = self.rng.integers(h - p + 1), self.rng.integers(w - p + 1)
             a = pair.rect[y0:y0 + p, x0:x0 + p]
             b = pair.orig[y0:y0 + p, x0:x0 + p]
+            c = None if self.contexts is None else self.contexts[i].reshape(cs.shape[-2:])
             if self.augment:
                 rot, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
                 a, b = np.rot90(a, rot), np.rot90(b, rot)
+                c = None if c is None else np.rot90(c, rot)
                 if flip:
                     a, b = a[:, ::-1], b[:, ::-1]
+                    c = None if c is None else c[:, ::-1]
             xs[k, 0], ys[k, 0] = a, b
+            if cs is not None:
+                cs[k, 0] = c
+        if cs is not None:
+            return xs, ys, cs
         return xs, ys
