@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="runs/auroc_cache",
                    help="where simulated/rectified/restored photos are cached (git-ignored)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--prepare-photos", action="store_true",
+                   help="only simulate + rectify the photo-arm images into --cache, then stop "
+                        "(the restorer-independent part; photorad reproduce runs it while the "
+                        "restorer trains)")
     for k, v in PROFILES["ci"].items():  # every profile key can be overridden
         flag = "--" + k.replace("_", "-")
         if isinstance(v, list):
@@ -125,7 +129,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--arms must include 'original' and be among {ARMS}; got {arms}")
     cfg.update(profile=args.profile, arms=arms, restorer=args.restorer, preset=args.preset,
                seed=args.seed, margin=args.margin, roi=not args.no_roi, limit=args.limit,
-               cache=args.cache, model=args.model)
+               cache=args.cache, model=args.model, prepare_photos=args.prepare_photos)
     return cfg
 
 
@@ -460,6 +464,17 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
     in_sub = np.random.default_rng(int(cfg["seed"]) + 4242).random(len(records)) < frac
     if frac >= 1.0:
         in_sub[:] = True
+    if cfg.get("prepare_photos"):
+        if photo is None:
+            raise ConfigError("--prepare-photos: the photo arms could not be set up "
+                              f"({not_run.get('photo', 'not requested')})")
+        todo = np.flatnonzero(in_sub)
+        log(f"preparing {len(todo)} rectified photos in {photo.cache} …")
+        for j, i in enumerate(todo):
+            photo.get(records[i])
+            if progress and (j + 1) % 50 == 0:
+                log(f"  {j + 1}/{len(todo)}")
+        return {"prepared": int(len(todo)), "cache": str(photo.cache)}
     rows: list[dict[str, Any]] = []
     preds: list[dict[str, Any]] = []
     for rep in range(int(cfg["repeats"])):
@@ -505,6 +520,10 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
                         ft_tr = np.sort(rng.choice(ft_tr, int(cfg["finetune_limit"]),
                                                    replace=False))
                     fv = va[in_sub[va]]
+                    if len(fv) < 2 or len(np.unique(labels[fv])) < 2:
+                        # The photo subset of a small validation set can miss a class; early
+                        # stopping then uses restored photos of the whole validation set.
+                        fv = va
                     x_ft = np.stack([photo.get(records[i])["restored"] for i in ft_tr])
                     x_fv = np.stack([photo.get(records[i])["restored"] for i in fv])
                     ft_cfg = TrainConfig(**{**tcfg.__dict__, "epochs": int(cfg["finetune_epochs"]),
@@ -619,6 +638,9 @@ def main(argv: list[str] | None = None) -> int:
                   "CPU will take days", file=sys.stderr)
     command = "python eval/auroc_cv.py " + " ".join(argv if argv is not None else sys.argv[1:])
     summary = run_study(cfg, out=Path(args.out), progress=not args.no_progress, command=command)
+    if "prepared" in summary:
+        print(json.dumps(summary))
+        return 0
     print(json.dumps({"arms": summary["arms"], "paired": summary["paired"],
                       "not_run": summary["not_run"], "wall_s": round(summary["wall_s"], 1),
                       "photo": summary.get("photo")}, indent=2))
