@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from photorad.models._layers import ResBlock as _ResBlock
+from photorad.models._layers import apply_curve, monotone_knots
 from photorad.models._registry import register_model
 
 __all__ = ["GTUNet", "gtunet", "gtunet_s", "thumbnail"]
@@ -58,17 +60,6 @@ def thumbnail(x: torch.Tensor, size: int) -> torch.Tensor:
     ah = _resize_matrix(h, size, like=x)
     aw = _resize_matrix(w, size, like=x)
     return torch.matmul(torch.matmul(ah, x), aw.transpose(0, 1))
-
-
-class _ResBlock(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
-        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
-        self.act = nn.LeakyReLU(0.1, inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.act(self.conv1(x)))
 
 
 class _GlobalBranch(nn.Module):
@@ -111,23 +102,10 @@ class _GlobalBranch(nn.Module):
         g = torch.cat([f, self.histogram(t), stats], dim=1)
         p = self.out(self.act(self.fc2(self.act(self.fc1(g)))))
         k = self.knots + 1
-        knots = torch.cumsum(torch.cat([p[:, :1], F.softplus(p[:, 1:k])], dim=1), dim=1)
+        knots = monotone_knots(p[:, :k])
         scale = p[:, k:k + self.film]
         shift = p[:, k + self.film:]
         return knots, scale, shift
-
-
-def _apply_curve(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
-    """Piecewise-linear curve through ``knots`` (B×(n+1), at 0, 1/n, …, 1) applied to ``x``."""
-    n = knots.shape[1] - 1
-    b = x.shape[0]
-    xk = x.clamp(0.0, 1.0).reshape(b, -1) * n
-    idx = xk.floor().clamp(max=n - 1)
-    frac = xk - idx
-    idx = idx.long()
-    lo = torch.gather(knots, 1, idx)
-    hi = torch.gather(knots, 1, idx + 1)
-    return (lo + (hi - lo) * frac).reshape(x.shape)
 
 
 class GTUNet(nn.Module):
@@ -213,7 +191,7 @@ class GTUNet(nn.Module):
         # Always pad (a zero pad is free) so that traced/ONNX graphs stay valid for any size.
         ph, pw = (-h) % self.factor, (-w) % self.factor
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        base = _apply_curve(xp, knots)
+        base = apply_curve(xp, knots)
         f = self.act(self.stem(torch.cat([xp, base], dim=1)))
         skips = []
         for enc, down in zip(self.enc, self.down, strict=True):

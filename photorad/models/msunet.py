@@ -21,20 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from photorad.models._layers import ResBlock as _ResBlock
+from photorad.models._layers import apply_curve, monotone_knots
 from photorad.models._registry import register_model
 
 __all__ = ["MSUNet", "msunet", "msunet_s"]
-
-
-class _ResBlock(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
-        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
-        self.act = nn.LeakyReLU(0.1, inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.act(self.conv1(x)))
 
 
 class _GlobalContext(nn.Module):
@@ -76,16 +67,7 @@ class _ToneCurve(nn.Module):
         # Mean pooling only: unlike a max it does not drift with the image size (train patches
         # vs whole images at inference).
         g = feats.mean(dim=(2, 3))
-        p = self.fc2(self.act(self.fc1(g)))
-        knots = torch.cumsum(torch.cat([p[:, :1], F.softplus(p[:, 1:])], dim=1), dim=1)
-        b = x.shape[0]
-        xk = x.clamp(0.0, 1.0).reshape(b, -1) * self.knots
-        idx = xk.floor().clamp(max=self.knots - 1)
-        frac = xk - idx
-        idx = idx.long()
-        lo = torch.gather(knots, 1, idx)
-        hi = torch.gather(knots, 1, idx + 1)
-        return (lo + (hi - lo) * frac).reshape(x.shape)
+        return apply_curve(x, monotone_knots(self.fc2(self.act(self.fc1(g)))))
 
 
 class MSUNet(nn.Module):
