@@ -125,8 +125,6 @@ class Step:
     name: str
     title: str
     argv: list[str]
-    needs: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
     wall_s: float | None = None
     status: str = "pending"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -203,20 +201,15 @@ def plan(profile: str, *, out: Path, work: Path, seed: int = 0,
               "--prepare-photos", "--out", str(wk / "auroc_prepare")]
     auroc = [py, "eval/auroc_cv.py", *auroc_common, "--restorer", str(ckpt),
              "--out", str(res / "auroc")]
+    # Order and dependencies are fixed by the two lanes of :func:`run`.
     return [
-        Step("pairs", "simulate paired photos (patient-grouped split)", [*train, "--prepare-only"],
-             outputs=(str(pairs),)),
-        Step("train", "train the restorer", [*train, "--no-make-pairs"], needs=("pairs",),
-             outputs=(str(ckpt),)),
-        Step("quality", "quality table with stage ablation", quality, needs=("train",),
-             outputs=(str(res / "quality"),)),
-        Step("rectify", "detection on simulated photos", rectify,
-             outputs=(str(res / "rectify"),)),
-        Step("photos", "simulate + rectify the AUROC photo arm (cached)", photos,
-             outputs=(str(wk / "auroc_cache"),)),
-        Step("auroc", "cross-validated AUROC: original / photo / restored", auroc,
-             needs=("train", "photos"), outputs=(str(res / "auroc"),)),
-        Step("report", "collect figures, write README", [], needs=STEPS[:-1]),
+        Step("pairs", "simulate paired photos (patient-grouped split)", [*train, "--prepare-only"]),
+        Step("train", "train the restorer", [*train, "--no-make-pairs"]),
+        Step("quality", "quality table with stage ablation", quality),
+        Step("rectify", "detection on simulated photos", rectify),
+        Step("photos", "simulate + rectify the AUROC photo arm (cached)", photos),
+        Step("auroc", "cross-validated AUROC: original / photo / restored", auroc),
+        Step("report", "collect figures, write README", []),
     ]
 
 
