@@ -279,6 +279,13 @@ def test_make_pair_with_simulator(sample_root) -> None:
     assert 3.0 < psnr(o, rect, data_range=1.0) < 40.0
 
 
+def _trainer(tmp_path: Path, cfg: dict) -> tuple[list[str], dict[str, str]]:
+    """Command line and environment that run train/train_restorer.py on ``cfg`` (one thread)."""
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    cmd = [sys.executable, str(REPO / "train" / "train_restorer.py"), "-c", str(tmp_path / "c.yaml")]
+    return cmd, dict(os.environ, OMP_NUM_THREADS="1")
+
+
 def test_train_smoke_and_resume(tmp_path, sample_root) -> None:
     pairs = tmp_path / "pairs"
     _fake_pairs(pairs, sample_root)
@@ -287,9 +294,7 @@ def test_train_smoke_and_resume(tmp_path, sample_root) -> None:
            "out": str(out), "pairs": str(pairs), "make_pairs": False, "patch": 48,
            "batch_size": 4, "steps": 40, "val_every": 20, "lr": 3e-3, "threads": 1,
            "progress": False, "max_minutes": 5.0}
-    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, str(REPO / "train" / "train_restorer.py"), "-c", str(tmp_path / "c.yaml")]
+    cmd, env = _trainer(tmp_path, cfg)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     for f in ("best.safetensors", "best.json", "last.safetensors", "log.csv", "run_info.json",
@@ -324,9 +329,7 @@ def test_train_context_model_smoke(tmp_path, sample_root) -> None:
            "out": str(out), "pairs": str(pairs), "make_pairs": False, "patch": 48,
            "batch_size": 4, "steps": 40, "val_every": 40, "lr": 3e-3, "threads": 1,
            "progress": False, "max_minutes": 5.0, "max_cpu_minutes": 5.0, "warmup": 0.05}
-    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, str(REPO / "train" / "train_restorer.py"), "-c", str(tmp_path / "c.yaml")]
+    cmd, env = _trainer(tmp_path, cfg)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     from photorad.data.paired import load_pairs
