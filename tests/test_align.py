@@ -101,3 +101,25 @@ def test_align_real_screen_photo(points_file: Path, screen_photos_root: Path) ->
     print(f"{points_file.stem}: errors {np.round(err, 2).tolist()} px")
     assert float(np.sqrt(np.mean(err**2))) <= 2.0
     assert float(np.max(err)) <= 4.0
+
+
+@pytest.mark.full_data
+@pytest.mark.parametrize("name", ["photo2.json", "photo7.json"])
+def test_window_centroid_points_are_reproducible(name: str, screen_photos_root: Path) -> None:
+    """The moiré photos' pairs are recomputed from their stored windows, and are self-consistent.
+
+    Guards the hand-picked ground truth itself: a stored point that no longer matches its window
+    (edited by hand, or the loader changed) or a mislocated feature (large least-squares residual)
+    fails here rather than silently loosening the alignment test above.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "screen_points", Path(__file__).parent.parent / "eval" / "screen_points.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.check_file(POINTS / name, screen_photos_root)
+    assert res["recomputed"] >= 8
+    assert res["max_stored_vs_recomputed_px"] < 0.02
+    assert res["lsq_residual_max_px"] < 1.5

@@ -38,8 +38,14 @@ RANSAC_PX = 3.0
 MAX_FEATURE_SIDE = 2400
 #: Photo low-pass (Gaussian σ, working px) against the screen's pixel-grid moiré.
 PHOTO_BLUR_PX = 1.5
-#: (photo blur σ, original scale) variants tried in order by :func:`match_homography`.
-VARIANTS = ((0.0, 1.0), (PHOTO_BLUR_PX, 1.0), (PHOTO_BLUR_PX, 0.5), (0.0, 0.5))
+#: (photo blur σ, original scale, original blur σ) variants tried in order by
+#: :func:`match_homography`; blurs in working px of their own image. The last ones are for heavy
+#: moiré (photo3/photo7 of the real set): a low-pass strong enough to remove the moiré also blurs
+#: the text, and SIFT descriptors then only match an original blurred about as much.
+VARIANTS = (
+    (0.0, 1.0, 0.0), (PHOTO_BLUR_PX, 1.0, 0.0), (PHOTO_BLUR_PX, 0.5, 0.0), (0.0, 0.5, 0.0),
+    (3.5, 0.75, 2.0), (3.5, 0.5, 1.0), (3.5, 1.0, 2.0), (2.5, 0.5, 1.0),
+)
 #: Stop trying variants once one reaches this many inliers.
 GOOD_ENOUGH_INLIERS = 80
 
@@ -181,30 +187,34 @@ def match_homography(
     """Feature homography photo → original (both grey float32), full-resolution coordinates.
 
     Screen photos carry moiré from the pixel grid and may sample the screen more coarsely than
-    the original, so a few variants are tried — photo as is or low-passed (σ =
-    :data:`PHOTO_BLUR_PX`), original at full or half resolution — and the one with the most
-    RANSAC inliers wins. Returns ``(H, photo_pts, orig_pts, n_matches)`` with the inlier pairs.
+    the original, so the :data:`VARIANTS` are tried in order — photo as is or low-passed,
+    original at full or reduced resolution, sharp or blurred — until one reaches
+    :data:`GOOD_ENOUGH_INLIERS`; the one with the most RANSAC inliers wins. Returns ``(H, photo_pts, orig_pts, n_matches)`` with the inlier pairs.
     """
     oh, ow = orig_grey.shape
     # Bring the photo to at most ~2× the original's size: SIFT matches best at similar scales.
     p_small, ps = _shrink(photo_grey, min(MAX_FEATURE_SIDE, max(1000.0, 2.0 * max(oh, ow))))
     o_small, os_ = _shrink(orig_grey, MAX_FEATURE_SIDE)
     photo_feats = {0.0: _features(p_small)}
-    orig_feats = {1.0: _features(o_small)}
+    # (features, scale of that working image relative to the full-resolution original)
+    orig_feats = {(1.0, 0.0): (_features(o_small), os_)}
     best: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None
     why = ""
-    for blur, oscale in VARIANTS:
+    for blur, oscale, oblur in VARIANTS:
         if blur not in photo_feats:
             photo_feats[blur] = _features(cv2.GaussianBlur(p_small, (0, 0), blur))
-        if oscale not in orig_feats:
-            orig_feats[oscale] = _features(_shrink(o_small, max(o_small.shape) * oscale)[0])
-        res = _match_once(photo_feats[blur], orig_feats[oscale])
+        if (oscale, oblur) not in orig_feats:
+            o, s = _shrink(o_small, max(o_small.shape) * oscale)
+            o = cv2.GaussianBlur(o, (0, 0), oblur) if oblur else o
+            orig_feats[oscale, oblur] = (_features(o), os_ * s)
+        o_feats, o_scale = orig_feats[oscale, oblur]
+        res = _match_once(photo_feats[blur], o_feats)
         if isinstance(res, str):
             why = why or res
             continue
         h, src, dst, n = res
         # Back to full-resolution pixel coordinates.
-        o_to_full = np.linalg.inv(_scale_mat(os_ * oscale))
+        o_to_full = np.linalg.inv(_scale_mat(o_scale))
         h_full = o_to_full @ h @ _scale_mat(ps)
         src = apply_homography(np.linalg.inv(_scale_mat(ps)), src)
         dst = apply_homography(o_to_full, dst)
