@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 POINTS = ROOT / "tests" / "data" / "screen_points"
 HOW = re.compile(
     r"(?P<mode>\w+)-mass centroid in a hand-placed window \(photo window \[(?P<pw>[\d, ]+)\], "
-    r"Gaussian blur (?P<pb>[\d.]+) px; screenshot window \[(?P<sw>[\d, ]+)\], blur (?P<sb>[\d.]+) px\)"
+    r"Gaussian blur (?P<pb>[\d.]+) px; screenshot window \[(?P<sw>[\d, ]+)\], blur (?P<sb>[\d.]+) px(?P<all>; all blobs)?\)"
 )
 
 
@@ -55,13 +55,19 @@ def feature_channel(rgb: np.ndarray, mode: str) -> np.ndarray:
 
 
 def window_centroid(
-    rgb: np.ndarray, window: tuple[int, int, int, int], *, mode: str, blur_px: float
+    rgb: np.ndarray,
+    window: tuple[int, int, int, int],
+    *,
+    mode: str,
+    blur_px: float,
+    all_blobs: bool = False,
 ) -> tuple[float, float]:
     """Intensity-weighted centroid (x, y) of the feature in ``window`` = (x0, y0, x1, y1).
 
     The background is the median of the window's border; the weights are the channel above it,
     restricted to the largest blob above a quarter of the peak (dilated by 2 px) so that moiré
-    or neighbouring glyphs elsewhere in the window do not pull the centroid.
+    or neighbouring glyphs elsewhere in the window do not pull the centroid. ``all_blobs`` keeps
+    every blob above that level instead (a word: its letters are separate blobs).
     """
     x0, y0, x1, y1 = window
     c = feature_channel(rgb, mode)
@@ -75,7 +81,8 @@ def window_centroid(
     if len(stats) < 2:
         raise ValueError(f"no feature found in window {window}")
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    mask = cv2.dilate((lab == k).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    keep = lab > 0 if all_blobs else lab == k
+    mask = cv2.dilate(keep.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     wt = wt * mask
     ys, xs = np.mgrid[0 : w.shape[0], 0 : w.shape[1]]
     s = wt.sum()
@@ -100,8 +107,9 @@ def check_file(path: Path, data_root: Path) -> dict:
         m = HOW.fullmatch(pair.get("how", ""))
         if m is None:  # read by hand (e.g. a bounding-box centre): nothing to recompute
             continue
-        p = window_centroid(photo, _ints(m["pw"]), mode=m["mode"], blur_px=float(m["pb"]))
-        s = window_centroid(shot, _ints(m["sw"]), mode=m["mode"], blur_px=float(m["sb"]))
+        opts = {"mode": m["mode"], "all_blobs": bool(m["all"])}
+        p = window_centroid(photo, _ints(m["pw"]), blur_px=float(m["pb"]), **opts)
+        s = window_centroid(shot, _ints(m["sw"]), blur_px=float(m["sb"]), **opts)
         moved.append(max(np.hypot(*(np.subtract(p, pair["photo"]))),
                          np.hypot(*(np.subtract(s, pair["screenshot"])))))
     p, s = np.array(stored_p, float), np.array(stored_s, float)

@@ -104,7 +104,9 @@ def test_align_real_screen_photo(points_file: Path, screen_photos_root: Path) ->
 
 
 @pytest.mark.full_data
-@pytest.mark.parametrize("name", ["photo2.json", "photo7.json"])
+@pytest.mark.parametrize(
+    "name", ["photo2.json", "photo5.json", "photo7.json", "photo8.json", "photo10.json"]
+)
 def test_window_centroid_points_are_reproducible(name: str, screen_photos_root: Path) -> None:
     """The moiré photos' pairs are recomputed from their stored windows, and are self-consistent.
 
@@ -122,4 +124,5 @@ def test_window_centroid_points_are_reproducible(name: str, screen_photos_root: 
     res = mod.check_file(POINTS / name, screen_photos_root)
     assert res["recomputed"] >= 8
     assert res["max_stored_vs_recomputed_px"] < 0.02
-    assert res["lsq_residual_max_px"] < 1.5
+    # Lens distortion alone leaves ~1 px on a homography fit; mislocated features gave 3-20 px.
+    assert res["lsq_residual_max_px"] < 2.0
