@@ -14,9 +14,13 @@ bezel. :func:`detect` works in two passes:
    sampled across the edge from the full-resolution photo; the edge position on each profile is
    the peak of the derivative (parabola-interpolated). A robust total-least-squares line is fitted
    per edge (outliers from glare or dark image borders dropped) and adjacent lines are
-   intersected to give the corners; the best-supported candidate wins. A single side still
-   without a clear step gets a second, relaxed outward search that is kept only if it ends on a
-   real edge. A side that remains without a clear step is reported in
+   intersected to give the corners; the best-supported candidate wins. A side without a clear
+   step that the dim-band expansion had moved out is put back on the blob's side if it is found
+   there. A single side still without a clear step gets a second, relaxed outward search (and
+   failing that a line-integrated sweep along its two neighbouring sides) that is kept only if
+   it ends on a real edge. A found side whose outside is darker than the viewport beside the image is
+   taken for the bezel's edge beyond a strip of viewport or toolbar and moved in to the image's
+   own border (:func:`_trim_side`). A side that remains without a clear step is reported in
    ``Quad.details["edges_not_found"]`` (its border is probably as dark as the viewport, so the
    corners there sit at the last visible content) and caps the score at 0.5.
 
@@ -360,9 +364,37 @@ def _refine(
 MIN_SIDE_EXCESS = 0.015
 #: Farthest a side is moved outwards, as a fraction of the neighbouring sides' mean length.
 MAX_EXPAND_FRACTION = 0.75
+#: The same for the relaxed retry of the one side not found: the blob may hold only the bright
+#: upper part of the image (the retry is kept only when it ends on a real straight edge).
+MAX_RETRY_EXPAND_FRACTION = 2.5
+#: Profiles along the swept line of :func:`_sweep_side`.
+SWEEP_PROFILES = 32
+#: Smallest fraction of the swept profiles with a border candidate on the chosen line.
+MIN_SWEEP_SUPPORT = 0.4
+#: Distance (working px) of a candidate from a line that counts as on it.
+SWEEP_TOL = 1.5
+#: Most border candidates considered by the sweep (the strongest steps).
+MAX_SWEEP_CANDIDATES = 160
+#: Smallest share of a sweep candidate's inside excess over the viewport that its step makes up.
+SWEEP_STEP_SHARE = 0.5
+#: Largest difference of the level beyond a sweep candidate from the viewport beside the image,
+#: as a fraction of its step (at least 0.008).
+SWEEP_OUTSIDE_TOL = 0.3
+#: Deepest inward search of :func:`_trim_side`, as a fraction of the neighbouring sides' length.
+TRIM_FRACTION = 0.25
+#: Smallest drop of a side's outside level below the viewport next to its neighbours for the
+#: side to be taken for the bezel's edge (:func:`_trim_side`).
+MIN_BEZEL_STEP = 0.015
+#: Largest median difference between the strip a trimmed side crosses and the level beside the
+#: image at the same distance from the bezel (outside the neighbouring sides).
+MAX_STRIP_DIFF = 0.08
 #: Smallest ratio of local texture (speckle) between the old and the new side to the texture of
 #: the viewport beyond the new side.
 MIN_TEXTURE_RATIO = 1.0
+#: The same when the crossing is a sharp step (see :func:`_step_sharpness`) of about the band's
+#: excess: ``SHARP_STEP_RANGE`` bounds step / excess.
+MIN_SHARP_TEXTURE_RATIO = 0.8
+SHARP_STEP_RANGE = (0.45, 1.5)
 #: Smallest fraction of outward profiles that must reach the viewport for a side to be moved
 #: (glare spots or overlay text over the border block some of them).
 MIN_REACH_FRACTION = 0.5
@@ -450,7 +482,7 @@ def _expand_side(
         return None
     a, u, n = _outward_normals(corners)[side]
     b = corners[(side + 1) % 4]
-    reach = MAX_EXPAND_FRACTION * 0.5 * (
+    reach = (MAX_RETRY_EXPAND_FRACTION if relaxed else MAX_EXPAND_FRACTION) * 0.5 * (
         float(np.hypot(*(corners[side] - corners[prev_side])))
         + float(np.hypot(*(corners[(side + 2) % 4] - b)))
     )
@@ -498,21 +530,31 @@ def _expand_side(
         masked_median(prof[rows[long]], (k >= jj[long] // 2) & (k < jj[long]))
         - masked_median(prof[rows[long]], k < jj[long] // 2)
     ) if long.any() else []
-    log.debug("expand side %d: %d/%d profiles reach the viewport", side, len(pts), len(ts))
+    sharp = _step_sharpness(prof[rows], j, width=hold) / excess if len(rows) else 0.0
+    log.debug("expand side %d: %d/%d profiles reach the viewport, sharpness %.2f", side,
+              len(pts), len(ts), sharp)
     if len(pts) < MIN_REACH_FRACTION * len(ts):
         return None
     # What was crossed must be image (speckle), not more flat viewport: a side already on the
     # border would otherwise walk on to the bezel or the UI chrome.
     log.debug("expand side %d: texture %.4f crossed, %.4f beyond", side, np.median(t_in),
               np.median(t_out))
-    if t_in and np.median(t_in) < MIN_TEXTURE_RATIO * np.median(t_out):
-        return None
+    # Camera noise can make a dim band's speckle as "flat" as the viewport at this scale; a
+    # sharp drop of about the band's excess right at the crossing (its border, not a lighting
+    # gradient across the viewport, nor a step onto the darker bezel) then vouches for it.
+    if t_in:
+        ratio = float(np.median(t_in) / max(float(np.median(t_out)), 1e-9))
+        sharp_ok = SHARP_STEP_RANGE[0] <= sharp <= SHARP_STEP_RANGE[1]
+        if ratio < MIN_TEXTURE_RATIO and not (sharp_ok and ratio >= MIN_SHARP_TEXTURE_RATIO):
+            return None
     # A dim image band fades (or stays level) towards its border; getting brighter on the way
     # out means the walk crossed the viewport into UI chrome (toolbar, side panel).
     if rise and np.median(rise) > 0.5 * excess:
+        log.debug("expand side %d: rise %.4f > half excess %.4f", side, np.median(rise), excess)
         return None
     c, d, keep = _fit_line(np.array(pts), np.array(wts))
     if keep.sum() < 0.4 * len(ts):
+        log.debug("expand side %d: line fits %d/%d profiles only", side, keep.sum(), len(ts))
         return None
     new = corners.copy()
     pa, da = _line_of(corners, prev_side)
@@ -524,10 +566,28 @@ def _expand_side(
     new[side], new[next_side] = p1, p2
     moved = (max if relaxed else min)(np.dot(p1 - corners[side], n), np.dot(p2 - b, n))
     if moved < 1.0 or not is_convex(new):
+        log.debug("expand side %d: moved %.1f px, convex %s", side, moved, is_convex(new))
         return None
     if np.any(new < -0.5) or np.any(new[:, 0] > w - 0.5) or np.any(new[:, 1] > h - 0.5):
+        log.debug("expand side %d: leaves the photo", side)
         return None
+    log.debug("expand side %d: moved by %.1f px", side, moved)
     return new
+
+
+def _step_sharpness(prof: np.ndarray, j: np.ndarray, *, width: int) -> float:
+    """Median step ``mean(prof[j-width:j]) - mean(prof[j:j+width])`` over the rows of ``prof``.
+
+    A displayed image's border is a sharp step (a few pixels of camera blur), a lighting
+    gradient across the viewport is not: the level drop right at the crossing tells them apart.
+    """
+    n = prof.shape[1]
+    cs = np.concatenate([np.zeros((len(prof), 1), prof.dtype), np.cumsum(prof, axis=1)], axis=1)
+    r = np.arange(len(prof))
+    lo, hi = np.clip(j - width, 0, n), np.clip(j + width, 0, n)
+    before = (cs[r, j] - cs[r, lo]) / np.maximum(j - lo, 1)
+    after = (cs[r, hi] - cs[r, j]) / np.maximum(hi - j, 1)
+    return float(np.median(before - after))
 
 
 def expand_sides(
@@ -547,29 +607,325 @@ def expand_sides(
     return corners
 
 
+def _sweep_side(smooth: np.ndarray, corners: np.ndarray, side: int) -> np.ndarray | None:
+    """Outward search for the straight border of ``side`` (working px corners in and out).
+
+    :data:`SWEEP_PROFILES` profiles run outwards from the side, each along the direction
+    interpolated between the two neighbouring side lines (so they follow the perspective). On
+    each profile every sharp drop is a border candidate when (1) the step is at least
+    :data:`MIN_DIM_EDGE_CONTRAST` and at least half the inside's excess over the viewport (an
+    edge, not a lighting gradient), (2) the inside is above the viewport level and (3) the
+    outside is at the viewport level — measured outside the two neighbouring sides at the same
+    distance, so that display and lighting gradients along the screen cancel — and (4) the
+    inside is also above the viewport level next to the current corners (where the neighbours'
+    extensions run onto the bezel, the level "outside them" is the bezel's). The border is the
+    straight line through candidates of the most profiles (all pairs of candidates are tried);
+    it must hold candidates of :data:`MIN_SWEEP_SUPPORT` of the profiles. The blob's side need
+    not be parallel to the border (a brightness contour inside the image). Returns the new
+    corners, or ``None``.
+    """
+    h, w = smooth.shape
+    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+    ca, cb = corners[side], corners[next_side]
+    ea = ca - corners[prev_side]
+    eb = cb - corners[(side + 2) % 4]
+    la, lb = float(np.hypot(*ea)), float(np.hypot(*eb))
+    if min(la, lb) < 8.0:
+        return None
+    ea, eb = ea / la, eb / lb
+    width = 4  # working px averaged on each side of a step
+    offs = np.arange(-width, MAX_RETRY_EXPAND_FRACTION * 0.5 * (la + lb), 1.0)
+    tau = np.linspace(0.1, 0.9, SWEEP_PROFILES)[:, None]
+    dirs = (1 - tau) * ea[None] + tau * eb[None]
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    base = (1 - tau) * ca[None] + tau * cb[None]
+    xs = base[:, 0:1] + offs[None, :] * dirs[:, 0:1]
+    ys = base[:, 1:2] + offs[None, :] * dirs[:, 1:2]
+    inside_photo = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+    prof = _sample_map(smooth, xs, ys).astype(np.float64)
+    # Viewport level outside the two neighbours at the same distance out.
+    normals = _outward_normals(corners)
+    vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 0.5, 1.0)
+
+    def vp_along(c: np.ndarray, e: np.ndarray, n: np.ndarray) -> np.ndarray:
+        px = c[0] + offs[None, :] * e[0] + vo[:, None] * n[0]
+        py = c[1] + offs[None, :] * e[1] + vo[:, None] * n[1]
+        return np.median(_sample_map(smooth, px, py), axis=0)
+
+    vp = (1 - tau) * vp_along(ca, ea, normals[prev_side][2])[None] + tau * vp_along(
+        cb, eb, normals[next_side][2])[None]
+    cs = np.concatenate([np.zeros((len(prof), 1)), np.cumsum(prof, axis=1)], axis=1)
+    j = np.arange(width, len(offs) - 2 * width)
+    before = (cs[:, j] - cs[:, j - width]) / width
+    after = (cs[:, j + width] - cs[:, j]) / width
+    beyond = (cs[:, j + 2 * width] - cs[:, j + 2]) / (2 * width - 2)
+    step = before - after
+    vp_start = np.median(vp[:, (offs >= 0) & (offs <= 2 * width)], axis=1)
+    inside = before - vp[:, j]
+    outside = beyond - vp[:, j]
+    peak = np.zeros_like(step, bool)
+    peak[:, 1:-1] = (step[:, 1:-1] >= step[:, :-2]) & (step[:, 1:-1] > step[:, 2:])
+    cand = (
+        peak
+        & (offs[j] >= 2.0)[None, :]
+        & inside_photo[:, j + 2 * width]
+        & (step >= MIN_DIM_EDGE_CONTRAST)
+        & (step >= SWEEP_STEP_SHARE * inside)
+        & (inside >= MIN_SIDE_EXCESS)
+        & (np.abs(outside) <= np.maximum(SWEEP_OUTSIDE_TOL * step, 0.008))
+        # Inside also above the viewport level at the start: where the neighbours' extensions
+        # run onto the bezel, "the level outside them" is the bezel's, and the viewport→bezel
+        # step would pass for the border.
+        & (before - vp_start[:, None] >= MIN_SIDE_EXCESS)
+    )
+    if log.isEnabledFor(logging.DEBUG):
+        base_ok = peak & (step >= MIN_DIM_EDGE_CONTRAST) & inside_photo[:, j + 2 * width]
+        for name, c in (("half", step >= SWEEP_STEP_SHARE * inside),
+                        ("inside", inside >= MIN_SIDE_EXCESS),
+                        ("outside", np.abs(outside) <= np.maximum(SWEEP_OUTSIDE_TOL * step, 0.008)),
+                        ("start", before - vp_start[:, None] >= MIN_SIDE_EXCESS)):
+            log.debug("sweep side %d: %s fails on %d of %d steps", side, name,
+                      int((base_ok & ~c).sum()), int(base_ok.sum()))
+    rows, cols = np.nonzero(cand)
+    if len(np.unique(rows)) < MIN_SWEEP_SUPPORT * SWEEP_PROFILES:
+        log.debug("sweep side %d: candidates on %d profiles only", side, len(np.unique(rows)))
+        return None
+    if len(rows) > MAX_SWEEP_CANDIDATES:  # keep the strongest steps
+        top = np.argsort(-step[rows, cols])[:MAX_SWEEP_CANDIDATES]
+        rows, cols = rows[top], cols[top]
+    pts = base[rows] + offs[j[cols]][:, None] * dirs[rows]
+    # All pairs of candidates on profiles at least a third of the side apart define lines; a
+    # line's support is the number of profiles with a candidate within SWEEP_TOL px of it.
+    i1, i2 = np.triu_indices(len(pts), k=1)
+    far = np.abs(rows[i1] - rows[i2]) >= SWEEP_PROFILES // 3
+    i1, i2 = i1[far], i2[far]
+    if len(i1) == 0:
+        return None
+    d = pts[i2] - pts[i1]
+    nrm = np.stack([-d[:, 1], d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)
+    dist = np.abs(np.einsum("pcx,px->pc", pts[None, :, :] - pts[i1][:, None, :], nrm))
+    near = dist <= SWEEP_TOL
+    hit = np.zeros((len(i1), SWEEP_PROFILES), bool)
+    for r in np.unique(rows):
+        hit[:, r] = near[:, rows == r].any(axis=1)
+    support = hit.sum(axis=1)
+    # Most support wins; among equals the innermost line (mean distance out).
+    out_dist = (offs[j[cols]][i1] + offs[j[cols]][i2]) / 2
+    best = int(np.lexsort((out_dist, -support))[0])
+    log.debug("sweep side %d: best line on %d/%d profiles", side, support[best], SWEEP_PROFILES)
+    if support[best] < MIN_SWEEP_SUPPORT * SWEEP_PROFILES:
+        return None
+    # Least-squares line through the supporting candidates.
+    inl = near[best]
+    c, u, _ = _fit_line(pts[inl], np.maximum(step[rows[inl], cols[inl]], 1e-3))
+    pa, da = _line_of(corners, prev_side)
+    pb, db = _line_of(corners, next_side)
+    p1, p2 = _intersect(pa, da, c, u), _intersect(pb, db, c, u)
+    if p1 is None or p2 is None:
+        return None
+    new = corners.copy()
+    new[side], new[next_side] = p1, p2
+    if not is_convex(new) or np.any(new < -0.5) or np.any(new[:, 0] > w - 0.5) or np.any(
+            new[:, 1] > h - 0.5):
+        return None
+    return new
+
+
+def _trim_side(smooth: np.ndarray, corners: np.ndarray, side: int, *,
+               levels: np.ndarray) -> np.ndarray | None:
+    """Move ``side`` inwards when it lies on the bezel (or UI chrome) edge, not the image's.
+
+    When the image nearly touches the viewport's edge, the blob (or a dim-band expansion) can
+    take in the strip of viewport — and the toolbar — between the image and the bezel; the
+    viewport→bezel step is then a clear straight edge and wins. Such a side is recognised by
+    its outside being *darker* than the viewport just outside the two neighbouring sides (near
+    the shared corners, :data:`MIN_BEZEL_STEP`). Going inwards, the first rising step on each
+    profile is the image border candidate; a robust line through them is the new side, provided
+    the strip it cuts off looks like what lies beside the image at the same distance from the
+    bezel (outside the neighbouring sides: viewport brightened by backlight bleed, or the
+    toolbar) within :data:`MAX_STRIP_DIFF` — an image that really reaches the bezel has its own
+    content there. Returns new working corners or ``None``.
+    """
+    h, w = smooth.shape
+    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+    own = float(np.mean(levels[side]))
+    vp_a, vp_b = levels[prev_side, 1], levels[next_side, 0]
+    vp_ref = 0.5 * (vp_a + vp_b)
+    log.debug("trim side %d: outside %.4f, viewport beside %.4f", side, own, vp_ref)
+    if vp_ref - own < MIN_BEZEL_STEP:
+        return None
+    a, _, n = _outward_normals(corners)[side]
+    b = corners[next_side]
+    depth = TRIM_FRACTION * 0.5 * (
+        float(np.hypot(*(corners[side] - corners[prev_side])))
+        + float(np.hypot(*(corners[(side + 2) % 4] - b)))
+    )
+    steps = np.arange(0.0, max(depth, 8.0), 1.0)
+    ts = np.linspace(0.1, 0.9, 24)
+    base = a[None, :] + ts[:, None] * (b - a)[None, :]
+    xs = base[:, 0:1] - steps[None, :] * n[0]
+    ys = base[:, 1:2] - steps[None, :] * n[1]
+    prof = _sample_map(smooth, xs, ys)
+    # Going inwards from the side's own (bezel) edge, the first rising step is the image border:
+    # the strip before it is viewport (brightened by backlight bleed near the panel's edge, so
+    # not at the level next to the corners) or UI chrome.
+    width = 4
+    cs = np.concatenate([np.zeros((len(prof), 1)), np.cumsum(prof, axis=1)], axis=1)
+    jv = np.arange(width + 3, len(steps) - width)
+    rise_step = (cs[:, jv + width] - cs[:, jv]) / width - (cs[:, jv] - cs[:, jv - width]) / width
+    peak = np.zeros_like(rise_step, bool)
+    mid = rise_step[:, 1:-1]
+    peak[:, 1:-1] = (mid >= rise_step[:, :-2]) & (mid > rise_step[:, 2:])
+    cand = peak & (rise_step >= MIN_DIM_EDGE_CONTRAST)
+    rise = np.where(cand.any(axis=1), jv[np.argmax(cand, axis=1)], -1)
+    rows = np.flatnonzero(rise > 0)
+    log.debug("trim side %d: outside %.4f below the viewport, %d/%d profiles rise", side,
+              vp_ref - own, len(rows), len(ts))
+    if len(rows) < MIN_REACH_FRACTION * len(ts):
+        return None
+    j = rise[rows]
+    # The strip crossed must be what lies beside the image at the same distance from the
+    # bezel — the viewport (or toolbar) outside the two neighbouring sides — and not image
+    # content (an image that reaches the bezel has its own, different content there).
+    jm = int(np.median(j))
+    if jm >= 6:
+        ks = steps[3 : jm - 2]
+        strip = np.median(prof[rows, 3 : jm - 2], axis=0)
+        beside = []
+        for nb, corner in ((prev_side, corners[side]), (next_side, b)):
+            other = corners[prev_side] if nb == prev_side else corners[(side + 2) % 4]
+            e = (other - corner) / max(float(np.hypot(*(other - corner))), 1e-9)
+            nn = _outward_normals(corners)[nb][2]
+            vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 0.5, 1.0)
+            px = corner[0] + ks[None, :] * e[0] + vo[:, None] * nn[0]
+            py = corner[1] + ks[None, :] * e[1] + vo[:, None] * nn[1]
+            beside.append(np.median(_sample_map(smooth, px, py), axis=0))
+        diff = float(np.median(np.abs(strip - 0.5 * (beside[0] + beside[1]))))
+        log.debug("trim side %d: strip differs from beside by %.4f", side, diff)
+        if diff > MAX_STRIP_DIFF:
+            return None
+    pts = base[rows] - steps[j][:, None] * n[None, :]
+    c, d, keep = _fit_line(pts, np.ones(len(pts)))
+    if keep.sum() < 0.4 * len(ts):
+        return None
+    pa, da = _line_of(corners, prev_side)
+    pb, db = _line_of(corners, next_side)
+    p1, p2 = _intersect(pa, da, c, d), _intersect(pb, db, c, d)
+    if p1 is None or p2 is None:
+        return None
+    new = corners.copy()
+    new[side], new[next_side] = p1, p2
+    moved = min(np.dot(corners[side] - p1, n), np.dot(b - p2, n))
+    if moved < 1.0 or not is_convex(new):
+        return None
+    log.debug("trim side %d: moved in by %.1f px", side, moved)
+    return new
+
+
+def _trim_sides(
+    photo: np.ndarray, smooth: np.ndarray, corners: np.ndarray, sides: list[_Side], s: float,
+) -> tuple[np.ndarray, list[_Side]]:
+    """Apply :func:`_trim_side` to each found side; keep a move only if it ends on a real edge.
+
+    The moved side must be found again after refinement (a clear straight step of at least
+    :data:`MIN_DIM_EDGE_CONTRAST` onto a flat outside) and the other found sides must stay found.
+    """
+    for side in range(4):
+        if sides[side].support < MIN_SIDE_SUPPORT:
+            continue
+        work = (corners + 0.5) * s - 0.5
+        new = _trim_side(smooth, work, side, levels=_end_levels(smooth, work))
+        if new is None:
+            continue
+        full = (new + 0.5) / s - 0.5
+        low = MIN_DIM_EDGE_CONTRAST
+        r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s),
+                        min_contrast=low)
+        r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
+        if not is_convex(r2) or sides2[side].support < MIN_SIDE_SUPPORT or any(
+            old.support >= MIN_SIDE_SUPPORT and new_sd.support < MIN_SIDE_SUPPORT
+            for old, new_sd in zip(sides, sides2, strict=True)
+        ):
+            log.debug("trim side %d: refined supports %s", side,
+                      [round(sd.support, 2) for sd in sides2])
+            continue
+        corners, sides = r2, sides2
+    return corners, sides
+
+
+def _undo_expansion(
+    photo: np.ndarray, corners: np.ndarray, sides: list[_Side], blob: np.ndarray, *,
+    side: int, s: float,
+) -> tuple[np.ndarray, list[_Side], bool]:
+    """Put an unfound ``side`` back on the blob's side when the expansion had moved it out.
+
+    Kept only when the side is then found (the usual contrast) and no found side is lost.
+    """
+    centre = corners.mean(axis=0)
+    a, u, n = _outward_normals(corners)[side]
+    pa, ua = _line_of(blob, side)
+    # How far out the current side lies beyond the blob's side (at its two ends).
+    b = corners[(side + 1) % 4]
+    out = [float(np.dot(p - pa, np.array([-ua[1], ua[0]]) * np.sign(
+        np.dot(np.array([-ua[1], ua[0]]), pa - centre)))) for p in (a, b)]
+    if max(out) < max(2.0, 2.0 / s):
+        return corners, sides, False
+    prev_line = _line_of(corners, (side - 1) % 4)
+    next_line = _line_of(corners, (side + 1) % 4)
+    p1 = _intersect(prev_line[0], prev_line[1], pa, ua)
+    p2 = _intersect(next_line[0], next_line[1], pa, ua)
+    if p1 is None or p2 is None:
+        return corners, sides, False
+    new = corners.copy()
+    new[side], new[(side + 1) % 4] = p1, p2
+    if not is_convex(new):
+        return corners, sides, False
+    r1, _ = _refine(photo, new, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s))
+    r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s))
+    lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
+               for old, nw in zip(sides, sides2, strict=True))
+    log.debug("undo expansion of side %d (%.1f / %.1f px out): supports %s", side, *out,
+              [round(sd.support, 2) for sd in sides2])
+    if not is_convex(r2) or lost or sides2[side].support < MIN_SIDE_SUPPORT:
+        return corners, sides, False
+    return r2, sides2, True
+
+
 def _retry_unseen(
     photo: np.ndarray, smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     sides: list[_Side], s: float, *, side: int,
 ) -> tuple[np.ndarray, list[_Side], bool]:
     """Second try for the one side without a clear edge, the three others being real edges.
 
-    The side is moved outwards in relaxed mode (see :func:`_expand_side`) and the move is kept
-    only when the refined new side is a clear, straight step onto the viewport and the other
-    sides stay so: it cannot make a found image worse, only replace a guessed side.
+    The side is moved outwards in relaxed mode (see :func:`_expand_side`), and failing that by a
+    line-integrated sweep along the neighbouring sides (:func:`_sweep_side`); a move is kept
+    only when the refined new side is a clear, straight step onto the viewport and the sides
+    found before stay so: it cannot make a found image worse, only replace a guessed side.
     """
     work = (corners + 0.5) * s - 0.5
-    new = _expand_side(smooth, tex, work, side, relaxed=True)
-    if new is None or _aspect(new) > MAX_ASPECT:
-        return corners, sides, False
-    full = (new + 0.5) / s - 0.5
-    # A dim band's border is a small step: accept it from a third of the usual contrast (the
-    # outside must still be flat, and the step a straight line along most of the side).
-    low = MIN_DIM_EDGE_CONTRAST
-    r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s), min_contrast=low)
-    r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
-    if not is_convex(r2) or any(sd.support < MIN_SIDE_SUPPORT for sd in sides2):
-        return corners, sides, False
-    return r2, sides2, True
+    for search in (_expand_side, _sweep_side):
+        if search is _expand_side:
+            new = _expand_side(smooth, tex, work, side, relaxed=True)
+        else:
+            new = _sweep_side(smooth, work, side)
+        if new is None or _aspect(new) > MAX_ASPECT:
+            log.debug("retry side %d: no move (%s)", side, search.__name__)
+            continue
+        full = (new + 0.5) / s - 0.5
+        # A dim band's border is a small step: accept it from a third of the usual contrast
+        # (the outside must still be flat, and the step a straight line along most of the side).
+        low = MIN_DIM_EDGE_CONTRAST
+        r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s),
+                        min_contrast=low)
+        r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
+        lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
+                   for old, nw in zip(sides, sides2, strict=True))
+        if not is_convex(r2) or lost or sides2[side].support < MIN_SIDE_SUPPORT:
+            log.debug("retry side %d (%s): refined supports %s", side, search.__name__,
+                      [round(sd.support, 2) for sd in sides2])
+            continue
+        return r2, sides2, True
+    return corners, sides, False
 
 
 def _aspect(corners: np.ndarray) -> float:
@@ -684,12 +1040,31 @@ def detect(photo: np.ndarray) -> Quad:
     # border as dark as the viewport (ultrasound far field), where the quad ends at the last
     # visible content. Say so, and do not claim more than even odds.
     unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < MIN_SIDE_SUPPORT]
+    if unseen and method == "contour+edges":
+        # A side that the dim-band expansion moved out but that ends on no edge was moved
+        # across a lighting gradient or glare halo: its blob position may be the real border.
+        blob = (best.corners + 0.5) / s - 0.5
+        for name in list(unseen):
+            corners, sides, undone = _undo_expansion(photo, corners, sides, blob,
+                                                     side=SIDE_NAMES.index(name), s=s)
+            if undone:
+                unseen.remove(name)
+        support = float(np.mean([sd.support for sd in sides]))
     if len(unseen) == 1 and method == "contour+edges":
+        # The one side without a clear step, the three others being clear edges, gets a second
+        # search. (Retrying each of two unfound sides put a second, invisible border on a
+        # slanted low-contrast line on simulated photos: an unflagged wrong side.)
         corners, sides, moved = _retry_unseen(photo, smooth, tex, corners, sides, s,
                                               side=SIDE_NAMES.index(unseen[0]))
         if moved:
             support = float(np.mean([sd.support for sd in sides]))
             unseen = []
+    if method == "contour+edges":
+        # A found side may be the bezel's edge beyond a strip of viewport or toolbar.
+        corners, sides = _trim_sides(photo, smooth, corners, sides, s)
+        support = float(np.mean([sd.support for sd in sides]))
+        # Sides flagged as not found stay flagged: the trim's low-contrast refinement is no
+        # evidence for them.
     score = float(np.clip(best.fill, 0, 1) * np.clip(0.5 + support, 0, 1))
     if unseen:
         score = min(score, UNSEEN_SIDE_SCORE)
