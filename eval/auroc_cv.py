@@ -137,6 +137,25 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 # photo arms
 
 
+def photo_code_tag() -> str:
+    """Short digest of the code that makes a rectified photo (simulator, rectify, io).
+
+    Part of the cache key: a changed detector or simulator must not reuse photos cached by the
+    old code (the figures would silently describe the previous version).
+    """
+    import hashlib
+
+    import photorad
+
+    root = Path(photorad.__file__).resolve().parent
+    h = hashlib.sha256()
+    for sub in ("simulate", "rectify", "io"):
+        for f in sorted((root / sub).rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def _image_seed(image_id: str, seed: int) -> int:
     return (zlib.crc32(image_id.encode()) + 1_000_003 * seed) % (2**31)
 
@@ -179,7 +198,7 @@ class PhotoArms:
                     raise
                 self.restorer_error = f"{type(exc).__name__}: {exc}"
         tag = f"{cfg['preset']}-{cfg['photo_size'][0]}x{cfg['photo_size'][1]}-s{cfg['seed']}" \
-              f"-{'roi' if spec.roi else 'full'}{spec.margin}"
+              f"-{'roi' if spec.roi else 'full'}{spec.margin}-code{photo_code_tag()}"
         self.cache = cache / tag
         self.cache.mkdir(parents=True, exist_ok=True)
         self.rcache = None
