@@ -13,7 +13,7 @@ from photorad.models import create_model, list_models
 from photorad.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from photorad.restore import conv_macs
 
-RESTORERS = ("dncnn", "dncnn_s", "msunet", "msunet_s", "gtunet", "gtunet_s")
+RESTORERS = ("dncnn", "dncnn_s", "msunet", "msunet_s", "gtunet", "gtunet_s", "gtunet_s2")
 
 
 def test_registered() -> None:
@@ -143,3 +143,58 @@ def test_gtunet_receptive_radius_bounds_the_local_branch() -> None:
     ys, xs = torch.nonzero(diff > 0, as_tuple=True)
     assert len(ys) > 0
     assert int((ys - 128).abs().max()) <= r and int((xs - 128).abs().max()) <= r
+
+
+def test_gtunet_tone_curve_is_the_pointwise_global_branch() -> None:
+    # tone_curve applies the context's curve to every value on its own: on shuffled pixels it
+    # gives the shuffled image result, and at initialisation forward() == tone_curve().
+    torch.manual_seed(2)
+    net = create_model("gtunet_s", widths=(8, 8, 16), blocks=(1, 1, 1), cdf=True).eval()
+    assert net.glob.cdf
+    for p in net.glob.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    whole = torch.rand(2, 1, 60, 70)
+    ctx = net.context(whole)
+    perm = torch.randperm(60 * 70)
+    with torch.no_grad():
+        img = net.tone_curve(whole, ctx)
+        pix = net.tone_curve(whole.reshape(2, 1, 1, -1)[..., perm], ctx)
+        torch.testing.assert_close(pix, img.reshape(2, 1, 1, -1)[..., perm])
+        torch.testing.assert_close(net(whole), img)  # local head is zero-initialised
+        # The curve depends on the context (not a fixed map) and is non-decreasing.
+        other = net.tone_curve(whole, net.context(whole.flip(0) ** 2))
+        assert (other - img).abs().max() > 1e-4
+        ramp = torch.linspace(0, 1, 101).reshape(1, 1, 1, -1).expand(2, 1, 1, 101)
+        assert bool((net.tone_curve(ramp, ctx).diff(dim=-1) >= -1e-6).all())
+
+
+def test_gtunet_s2_keeps_the_cost() -> None:
+    # gtunet_s2's extra global features (CDF, texture thumbnails) widen the global MLP's input
+    # and the thumbnail CNN's first convolution (2 more input channels on the 64² thumbnail,
+    # whatever the image size); the full-resolution convolutions are gtunet_s's. The two
+    # box-filtered local sds cost ≤ 2 × (9 + 49) × 2 operations per pixel (avg-pooling x and x²,
+    # not counted by conv_macs) — well under dncnn_s's cost either way.
+    a = conv_macs(create_model("gtunet_s"), height=256, width=256)
+    b = conv_macs(create_model("gtunet_s2"), height=256, width=256)
+    d = conv_macs(create_model("dncnn_s"), height=256, width=256)
+    assert b - a == 32 * 32 * 16 * 9 * 2  # first thumbnail conv: 32² outputs × 16 × 3×3 × 2
+    assert b + 2 * (9 + 49) * 2 * 256**2 < d
+
+
+def test_gtunet_texture_context() -> None:
+    # tex adds one channel per window: the thumbnail of the full-resolution local sd. A flat
+    # image has zero local sd; a fine checkerboard has a large one that a 64² thumbnail of the
+    # grey values alone cannot show (it averages to flat grey).
+    from photorad.models.gtunet import local_std
+
+    net = create_model("gtunet_s", widths=(8, 8, 16), blocks=(1, 1, 1), tex=(3, 7)).eval()
+    flat = torch.full((1, 1, 128, 128), 0.5)
+    checker = ((torch.arange(128)[:, None] + torch.arange(128)[None]) % 2).float()[None, None]
+    with torch.no_grad():
+        cf, cc = net.context(flat), net.context(checker)
+    assert cf.shape == cc.shape == (1, 3, 64, 64)
+    torch.testing.assert_close(cf[:, 0], cc[:, 0], atol=0.02, rtol=0)  # same grey thumbnail
+    assert float(cf[:, 1:].abs().max()) < 1e-3 and float(cc[:, 1:].min()) > 0.4
+    torch.testing.assert_close(local_std(flat, 3), torch.zeros_like(flat), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError):
+        create_model("gtunet_s", tex=(4,))

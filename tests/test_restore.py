@@ -100,11 +100,13 @@ def test_tiled_successor_is_close_to_whole() -> None:
     assert float(np.abs(out - ref).mean()) < 0.01
 
 
-def test_tiled_context_model_equals_whole_on_large_input() -> None:
+@pytest.mark.parametrize("kw", [{}, {"cdf": True, "tex": (3, 7)}])
+def test_tiled_context_model_equals_whole_on_large_input(kw: dict) -> None:
     # gtunet: the thumbnail comes from the whole image (not per tile) and the tiles are aligned
     # to its stride factor with an overlap ≥ 3 × its receptive-field radius, so a 2000×1600
-    # image restored in 1024² tiles matches the untiled forward pass.
-    net = _random_net("gtunet_s", widths=(4, 8, 8), blocks=(1, 1, 1))
+    # image restored in 1024² tiles matches the untiled forward pass. With ``tex`` the context
+    # has texture channels (full-resolution local sd of the whole image), still one per image.
+    net = _random_net("gtunet_s", widths=(4, 8, 8), blocks=(1, 1, 1), **kw)
     rng = np.random.default_rng(6)
     img = np.clip(rng.random((1600, 2000), dtype=np.float32) * 0.3
                   + np.linspace(0, 0.7, 2000, dtype=np.float32)[None], 0, 1)
@@ -142,7 +144,9 @@ def test_backends_agree_and_auto_picks_one(name: str, kw: dict) -> None:
 
 @pytest.mark.parametrize("name,kw", [("dncnn_s", {"depth": 5, "channels": 16}),
                                      ("msunet_s", {"widths": (8, 16, 16, 24), "blocks": (1, 1, 1, 2)}),
-                                     ("gtunet_s", {"widths": (8, 8, 16), "blocks": (1, 1, 1)})])
+                                     ("gtunet_s", {"widths": (8, 8, 16), "blocks": (1, 1, 1)}),
+                                     ("gtunet_s", {"widths": (8, 8, 16), "blocks": (1, 1, 1),
+                                                   "cdf": True, "tex": (3, 7)})])
 def test_onnx_matches_pytorch(tmp_path, name: str, kw: dict) -> None:
     ort = pytest.importorskip("onnxruntime")
     net = _random_net(name, **kw)
@@ -158,10 +162,11 @@ def test_onnx_matches_pytorch(tmp_path, name: str, kw: dict) -> None:
         assert float(np.abs(got - ref).max()) <= 1e-4
 
 
-def test_onnx_with_context_input_matches_pytorch() -> None:
+@pytest.mark.parametrize("kw", [{}, {"cdf": True, "tex": (3, 7)}])
+def test_onnx_with_context_input_matches_pytorch(kw: dict) -> None:
     # The graph Restorer uses for tiles takes the whole image's context as a second input.
     ort = pytest.importorskip("onnxruntime")
-    net = _random_net("gtunet_s", widths=(8, 8, 16), blocks=(1, 1, 1))
+    net = _random_net("gtunet_s", widths=(8, 8, 16), blocks=(1, 1, 1), **kw)
     sess = ort.InferenceSession(export_onnx(net, with_context=True),
                                 providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["image", "context"]
@@ -349,3 +354,34 @@ def test_train_context_model_smoke(tmp_path, sample_root) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     m2 = json.loads((out2 / "last.json").read_text())["metrics"]
     assert 0 < m2["step"] < 100000 and m2["train_cpu_seconds"] >= 3.0
+
+
+def test_train_tone_stage_smoke(tmp_path, sample_root) -> None:
+    # The tone-only stage fits the global branch on whole-image pixels before the patch
+    # training: on pairs whose degradation is a pure global tone curve, the tone branch alone
+    # must gain on val, and the run records it. A model without tone_curve is refused.
+    pairs = tmp_path / "pairs"
+    _fake_pairs(pairs, sample_root)
+    out = tmp_path / "run"
+    cfg = {"model": "gtunet_s", "model_kwargs": {"widths": [8, 8, 16], "blocks": [1, 1, 1],
+                                                 "cdf": True},
+           "out": str(out), "pairs": str(pairs), "make_pairs": False, "patch": 48,
+           "batch_size": 4, "steps": 10, "val_every": 10, "lr": 1e-3, "threads": 1,
+           "progress": False, "max_minutes": 5.0, "tone_steps": 150, "tone_lr": 3e-3,
+           "tone_batch": 4, "tone_pixels": 512, "tone_val_every": 50, "tone_aux_weight": 1.0,
+           "global_lr_mult": 0.5}
+    cmd, env = _trainer(tmp_path, cfg)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "tone stage" in res.stdout
+    m = json.loads((out / "last.json").read_text())["metrics"]
+    assert m["tone_steps"] == 150 and m["tone_best_step"] > 0
+    assert m["tone_val_psnr"] > m["tone_val_psnr_start"] + 3.0, m
+    assert m["step"] == 10
+    # The tone-stage model is validated (and can be kept as best) at step 0.
+    log = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(r["step"]) for r in log] == [0, 10]
+    res = subprocess.run(cmd + ["--model", "dncnn_s", "--model-kwargs", "{}", "--out",
+                                str(tmp_path / "run2")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode != 0 and "tone_steps needs a context model" in res.stderr

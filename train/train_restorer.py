@@ -72,6 +72,20 @@ DEFAULTS: dict[str, Any] = {
     "threads": 0,
     "amp": True,
     "resume": False,
+    # Tone-only stage (context models with ``tone_curve``, e.g. gtunet): before the patch training,
+    # ``tone_steps`` steps train the global branch alone on pixels sampled from WHOLE training
+    # images (MSE of ``tone_curve`` vs the original); the best state on val is kept. Its CPU time
+    # counts against ``max_cpu_minutes``. 0 = off (the default; earlier configs are unchanged).
+    "tone_steps": 0,
+    "tone_lr": 3e-3,
+    "tone_batch": 16,
+    "tone_pixels": 4096,
+    "tone_weight_decay": 0.0,
+    "tone_val_every": 100,
+    # Joint stage: an auxiliary loss on the tone branch alone (weight × MSE(curve(x), y) on the
+    # patch) and a learning-rate multiplier for the global branch (``model.glob``).
+    "tone_aux_weight": 0.0,
+    "global_lr_mult": 1.0,
     "make_pairs": True,
     "prepare_only": False,
     "progress": True,
@@ -189,6 +203,68 @@ def whole_image_contexts(model: torch.nn.Module, pairs: list) -> list[np.ndarray
         return [fn(torch.from_numpy(p.rect)[None, None])[0].cpu().numpy() for p in pairs]
 
 
+def _global_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    glob = getattr(model, "glob", None)
+    return list(glob.parameters()) if isinstance(glob, torch.nn.Module) else []
+
+
+@torch.no_grad()
+def evaluate_tone(model: torch.nn.Module, pairs: list, contexts: list[np.ndarray]) -> float:
+    """Mean PSNR of the tone branch alone (``model.tone_curve``) on whole images."""
+    vals = []
+    for p, c in zip(pairs, contexts, strict=True):
+        x = torch.from_numpy(p.rect)[None, None]
+        y = model.tone_curve(x, torch.from_numpy(c)[None]).clamp(0, 1)[0, 0].numpy()
+        vals.append(psnr(p.orig, y, data_range=1.0))
+    return float(np.mean(vals))
+
+
+def train_tone(model: torch.nn.Module, pairs: list, contexts: list[np.ndarray], val_pairs: list,
+               cfg: dict[str, Any], *, seed: int) -> dict[str, Any]:
+    """Tone-only stage: fit the global branch's curve on pixels of whole training images.
+
+    Each step takes ``tone_batch`` images, their whole-image contexts (with a random one of the
+    8 flips/rotations — the curve must not depend on orientation) and ``tone_pixels`` random
+    pixels of each, and minimises MSE(tone_curve(pixels), original pixels): the global tone fit
+    is a conditional mean, so MSE (not L1) is the loss that matches PSNR. Returns a summary; the
+    model is left with the global-branch state that scored best on val.
+    """
+    rng = np.random.default_rng(seed)
+    val_ctx = whole_image_contexts(model, val_pairs)
+    params = _global_params(model)
+    opt = torch.optim.Adam(params, lr=cfg["tone_lr"], weight_decay=cfg["tone_weight_decay"])
+    n, npx, steps = cfg["tone_batch"], cfg["tone_pixels"], int(cfg["tone_steps"])
+    best, best_state, best_step = evaluate_tone(model, val_pairs, val_ctx), None, 0
+    start = best
+    for step in range(1, steps + 1):
+        lr = cfg["tone_lr"] * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = rng.integers(len(pairs), size=n)
+        xs = np.empty((n, 1, 1, npx), np.float32)
+        ys = np.empty((n, 1, 1, npx), np.float32)
+        cs = np.empty((n, *contexts[0].shape), np.float32)
+        for k, i in enumerate(idx):
+            pix = rng.integers(pairs[i].rect.size, size=npx)
+            xs[k, 0, 0], ys[k, 0, 0] = pairs[i].rect.ravel()[pix], pairs[i].orig.ravel()[pix]
+            c = np.rot90(contexts[i], int(rng.integers(4)), axes=(-2, -1))
+            cs[k] = c[..., ::-1] if rng.integers(2) else c
+        pred = model.tone_curve(torch.from_numpy(xs), torch.from_numpy(cs))
+        loss = F.mse_loss(pred, torch.from_numpy(ys))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % cfg["tone_val_every"] == 0 or step == steps:
+            vp = evaluate_tone(model, val_pairs, val_ctx)
+            if vp > best:
+                best, best_step = vp, step
+                best_state = {k: v.detach().clone() for k, v in model.glob.state_dict().items()}
+    if best_state is not None:
+        model.glob.load_state_dict(best_state)
+    return {"tone_val_psnr_start": round(start, 3), "tone_val_psnr": round(best, 3),
+            "tone_best_step": best_step, "tone_steps": steps}
+
+
 def save(model: torch.nn.Module, path: Path, cfg: dict[str, Any], metrics: dict[str, Any],
          data_hash: str) -> None:
     net = model.module if hasattr(model, "module") else model
@@ -235,7 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     sampler = PatchSampler(train_pairs, patch=cfg["patch"], seed=cfg["seed"] * 1000 + rank,
                            contexts=contexts)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    glob_params = _global_params(model) if float(cfg["global_lr_mult"]) != 1.0 else []
+    if glob_params:
+        gids = {id(p) for p in glob_params}
+        groups = [{"params": [p for p in model.parameters() if id(p) not in gids], "mult": 1.0},
+                  {"params": glob_params, "mult": float(cfg["global_lr_mult"])}]
+        opt = torch.optim.Adam(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    tone_aux = float(cfg["tone_aux_weight"]) > 0 and callable(getattr(model, "tone_curve", None))
     use_amp = bool(cfg["amp"]) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, best, elapsed_before, cpu_before = 0, -math.inf, 0.0, 0.0
@@ -274,13 +358,26 @@ def main(argv: list[str] | None = None) -> int:
         bar = tqdm(total=cfg["steps"], initial=step, desc=cfg["model"], file=sys.stdout,
                    mininterval=10.0)
     running = 0.0
+    tone_summary: dict[str, Any] = {}
+    if int(cfg["tone_steps"]) > 0 and step == 0:
+        if contexts is None or not callable(getattr(model, "tone_curve", None)):
+            raise SystemExit(f"tone_steps needs a context model with tone_curve, not {cfg['model']}")
+        tone_summary = train_tone(model, train_pairs, contexts, val_pairs, cfg,
+                                  seed=cfg["seed"] * 1000 + rank + 7)
+        if rank == 0:
+            print(f"tone stage: val PSNR of the tone branch {tone_summary['tone_val_psnr_start']:.2f}"
+                  f" → {tone_summary['tone_val_psnr']:.2f} dB (best step"
+                  f" {tone_summary['tone_best_step']}), {time.process_time() - c0:.0f} s CPU",
+                  flush=True)
     while True:
         elapsed = time.perf_counter() - t0
         cpu_used = time.process_time() - c0
         progress = max(step / cfg["steps"], elapsed / budget if budget > 0 else 0.0,
                        cpu_used / cpu_budget if cpu_budget > 0 else 0.0)
         done = progress >= 1.0
-        if step > 0 and (step % cfg["val_every"] == 0 or done):
+        # After a tone stage, step 0 is validated too: if the joint stage never beats the tone
+        # branch alone on val, the tone-stage model is the one kept (selection on val only).
+        if (step > 0 or tone_summary) and (step % cfg["val_every"] == 0 or done):
             if rank == 0:
                 net = model.module if distributed else model
                 vp = evaluate(net, val_pairs, device)
@@ -294,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                            "train_cpu_seconds": round(cpu, 1),
                            "steps_per_second": round(step / max(elapsed, 1e-9), 3),
                            "steps_per_cpu_second": round(step / max(cpu, 1e-9), 4),
-                           "threads": torch.get_num_threads(),
+                           "threads": torch.get_num_threads(), **tone_summary,
                            "budget": {"steps": cfg["steps"], "max_minutes": cfg["max_minutes"],
                                       "max_cpu_minutes": cfg["max_cpu_minutes"]}}
                 if vp > best:
@@ -308,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         if done:
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(progress, cfg)
+            g["lr"] = lr_at(progress, cfg) * g.get("mult", 1.0)
         xb, yb, *cb = sampler.batch(cfg["batch_size"])
         x = torch.from_numpy(xb).to(device, non_blocking=True)
         y = torch.from_numpy(yb).to(device, non_blocking=True)
@@ -320,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         loss = F.l1_loss(pred, y) if cfg["loss"] == "l1" else F.mse_loss(pred, y)
         if cfg["ssim_weight"] > 0:
             loss = loss + cfg["ssim_weight"] * ssim_loss(pred, y)
+        if tone_aux:
+            net = model.module if distributed else model
+            loss = loss + cfg["tone_aux_weight"] * F.mse_loss(net.tone_curve(x, *extra), y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg["grad_clip"] > 0:

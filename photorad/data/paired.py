@@ -241,7 +241,9 @@ class PatchSampler:
         ys = np.empty((n, 1, p, p), np.float32)
         cs = None
         if self.contexts is not None:
-            cs = np.empty((n, 1, *self.contexts[0].shape[-2:]), np.float32)
+            # t×t or C×t×t contexts (e.g. a thumbnail plus texture thumbnails) → n×C×t×t.
+            c0 = self.contexts[0]
+            cs = np.empty((n, c0.shape[0] if c0.ndim == 3 else 1, *c0.shape[-2:]), np.float32)
         for k in range(n):
             i = int(self.rng.integers(len(self.pairs)))
             pair = self.pairs[i]
@@ -249,17 +251,17 @@ class PatchSampler:
             y0, x0 = self.rng.integers(h - p + 1), self.rng.integers(w - p + 1)
             a = pair.rect[y0:y0 + p, x0:x0 + p]
             b = pair.orig[y0:y0 + p, x0:x0 + p]
-            c = None if self.contexts is None else self.contexts[i].reshape(cs.shape[-2:])
+            c = None if self.contexts is None else self.contexts[i].reshape(cs.shape[1:])
             if self.augment:
                 rot, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
                 a, b = np.rot90(a, rot), np.rot90(b, rot)
-                c = None if c is None else np.rot90(c, rot)
+                c = None if c is None else np.rot90(c, rot, axes=(-2, -1))
                 if flip:
                     a, b = a[:, ::-1], b[:, ::-1]
-                    c = None if c is None else c[:, ::-1]
+                    c = None if c is None else c[..., ::-1]
             xs[k, 0], ys[k, 0] = a, b
             if cs is not None:
-                cs[k, 0] = c
+                cs[k] = c
         if cs is not None:
             return xs, ys, cs
         return xs, ys

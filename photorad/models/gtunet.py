@@ -37,7 +37,7 @@ from photorad.models._layers import ResBlock as _ResBlock
 from photorad.models._layers import apply_curve, monotone_knots
 from photorad.models._registry import register_model
 
-__all__ = ["GTUNet", "gtunet", "gtunet_s", "thumbnail"]
+__all__ = ["GTUNet", "gtunet", "gtunet_s", "gtunet_s2", "local_std", "thumbnail"]
 
 
 def _resize_matrix(n: int | torch.Tensor, size: int, *, like: torch.Tensor) -> torch.Tensor:
@@ -62,22 +62,41 @@ def thumbnail(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.matmul(torch.matmul(ah, x), aw.transpose(0, 1))
 
 
+def local_std(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Standard deviation of ``x`` in a ``k × k`` window around each pixel (same size)."""
+    m = F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
+    m2 = F.avg_pool2d(x * x, k, stride=1, padding=k // 2, count_include_pad=False)
+    return torch.sqrt(torch.clamp(m2 - m * m, min=1e-12))
+
+
 class _GlobalBranch(nn.Module):
-    """Thumbnail → (tone-curve knots, FiLM scale, FiLM shift)."""
+    """Thumbnail(s) → (tone-curve knots, FiLM scale, FiLM shift).
+
+    Channel 0 of the context is the grey thumbnail; further channels (``n_tex``) are thumbnails of
+    the full-resolution local standard deviation at some window sizes. Their mean per grey level
+    of channel 0 says how local contrast grows with brightness — the slope of the tone curve
+    (display gamma, camera curve) that the grey-level histogram alone cannot tell from content.
+    """
 
     def __init__(self, *, thumb: int, widths: Sequence[int], bins: int, knots: int,
-                 film: int, hidden: int = 96) -> None:
+                 film: int, hidden: int = 96, cdf: bool = False, n_tex: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = 1
+        c_in = 1 + n_tex
+        self.n_tex = n_tex
         for c in widths:
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True)]
             c_in = c
         self.convs = nn.Sequential(*layers)
+        # No convolutions: the MLP sees the grey-level statistics only.
+        self.n_conv = c_in if widths else 0
         self.bins = bins
         self.knots = knots
         self.film = film
-        self.fc1 = nn.Linear(c_in + bins + 2, hidden)
+        # The cumulative histogram (CDF) makes the photo's quantiles — black level, exposure —
+        # linearly readable; a ridge regression on quantiles alone is a strong tone baseline.
+        self.cdf = bool(cdf)
+        self.fc1 = nn.Linear(self.n_conv + bins * ((2 if self.cdf else 1) + n_tex) + 2, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, knots + 1 + 2 * film)
         self.act = nn.LeakyReLU(0.1, inplace=True)
@@ -87,19 +106,31 @@ class _GlobalBranch(nn.Module):
             self.out.bias.zero_()
             self.out.bias[1:knots + 1] = math.log(math.expm1(1.0 / knots))
 
+    def soft_bins(self, t: torch.Tensor) -> torch.Tensor:
+        """B×bins×N triangular-kernel weights of each thumbnail value (channel 0) per bin."""
+        b = t.shape[0]
+        v = t[:, :1].clamp(0.0, 1.0).reshape(b, 1, -1) * (self.bins - 1)
+        centres = torch.arange(self.bins, dtype=t.dtype, device=t.device).reshape(1, -1, 1)
+        return torch.relu(1.0 - (v - centres).abs())
+
     def histogram(self, t: torch.Tensor) -> torch.Tensor:
         """Soft (triangular-kernel) histogram of the thumbnail, ``bins`` values summing to 1."""
-        b = t.shape[0]
-        v = t.clamp(0.0, 1.0).reshape(b, 1, -1) * (self.bins - 1)
-        centres = torch.arange(self.bins, dtype=t.dtype, device=t.device).reshape(1, -1, 1)
-        return torch.relu(1.0 - (v - centres).abs()).mean(dim=2)
+        return self.soft_bins(t).mean(dim=2)
 
     def forward(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = t.shape[0]
-        f = self.convs(t).mean(dim=(2, 3))
-        flat = t.reshape(b, -1)
+        flat = t[:, 0].reshape(b, -1)
         stats = torch.stack([flat.mean(dim=1), flat.std(dim=1)], dim=1)
-        g = torch.cat([f, self.histogram(t), stats], dim=1)
+        w = self.soft_bins(t)
+        hist = w.mean(dim=2)
+        parts = [self.convs(t).mean(dim=(2, 3))] if self.n_conv else []
+        parts += [hist, torch.cumsum(hist, dim=1)] if self.cdf else [hist]
+        if self.n_tex:
+            # Mean local contrast per grey-level bin (empty bins → 0); scaled ×10 to order 1.
+            tex = t[:, 1:].reshape(b, self.n_tex, -1)
+            sums = torch.matmul(tex, w.transpose(1, 2))  # B×n_tex×bins
+            parts.append((10.0 * sums / (w.sum(dim=2)[:, None, :] + 1e-3)).reshape(b, -1))
+        g = torch.cat([*parts, stats], dim=1)
         p = self.out(self.act(self.fc2(self.act(self.fc1(g)))))
         k = self.knots + 1
         knots = monotone_knots(p[:, :k])
@@ -127,6 +158,13 @@ class GTUNet(nn.Module):
         Linear pieces of the predicted global tone curve.
     in_chans:
         Image channels (1 for grey).
+    cdf:
+        Also feed the thumbnail's cumulative histogram to the global MLP.
+    hidden:
+        Width of the global MLP.
+    tex:
+        Window sizes of full-resolution local standard deviations whose thumbnails join the
+        context (extra channels; see :class:`_GlobalBranch`). Empty: a grey thumbnail only.
     """
 
     def __init__(
@@ -139,8 +177,14 @@ class GTUNet(nn.Module):
         hist_bins: int = 32,
         knots: int = 32,
         in_chans: int = 1,
+        cdf: bool = False,
+        hidden: int = 96,
+        tex: Sequence[int] = (),
     ) -> None:
         super().__init__()
+        self.tex = tuple(int(k) for k in tex)
+        if any(k < 3 or k % 2 == 0 for k in self.tex):
+            raise ValueError("tex window sizes must be odd and ≥ 3")
         widths, blocks = list(widths), list(blocks)
         if len(widths) != len(blocks) or len(widths) < 2:
             raise ValueError("widths and blocks must have the same length (≥ 2)")
@@ -149,7 +193,8 @@ class GTUNet(nn.Module):
         self.thumb = int(thumb)
         self.factor = 2 ** (len(widths) - 1)
         self.glob = _GlobalBranch(thumb=thumb, widths=thumb_widths, bins=hist_bins, knots=knots,
-                                  film=widths[-1])
+                                  film=widths[-1], hidden=hidden, cdf=cdf,
+                                  n_tex=len(self.tex))
         self.stem = nn.Conv2d(2, widths[0], 3, padding=1)
         self.enc = nn.ModuleList()
         self.down = nn.ModuleList()
@@ -180,8 +225,23 @@ class GTUNet(nn.Module):
         return r + 1  # head
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
-        """The global branch's input: a ``thumb``² thumbnail of the whole image (B×1×t×t)."""
-        return thumbnail(x.clamp(0.0, 1.0), self.thumb)
+        """The global branch's input from the whole image: a ``thumb``² thumbnail (B×1×t×t),
+        plus one thumbnail of the local standard deviation per ``tex`` window (B×(1+n)×t×t)."""
+        x = x.clamp(0.0, 1.0)
+        if not self.tex:
+            return thumbnail(x, self.thumb)
+        return thumbnail(torch.cat([x, *(local_std(x, k) for k in self.tex)], dim=1), self.thumb)
+
+    def tone_curve(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """The global branch alone: the predicted tone curve applied to ``x`` (any shape B×…).
+
+        ``ctx`` must be given when ``x`` is not the whole image (e.g. sampled pixels or a patch).
+        Used for the tone-only training stage and the auxiliary tone loss.
+        """
+        if ctx is None:
+            ctx = self.context(x)
+        knots, _scale, _shift = self.glob(ctx)
+        return apply_curve(x, knots)
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
         if ctx is None:
@@ -216,10 +276,13 @@ def gtunet(
     hist_bins: int = 64,
     knots: int = 64,
     in_chans: int = 1,
+    cdf: bool = False,
+    hidden: int = 96,
+    tex: Sequence[int] = (),
 ) -> GTUNet:
     """GPU-scale configuration (well under ``dncnn``'s multiply-adds per pixel)."""
     return GTUNet(widths=widths, blocks=blocks, thumb=thumb, thumb_widths=thumb_widths,
-                  hist_bins=hist_bins, knots=knots, in_chans=in_chans)
+                  hist_bins=hist_bins, knots=knots, in_chans=in_chans, cdf=cdf, hidden=hidden, tex=tex)
 
 
 @register_model
@@ -232,7 +295,33 @@ def gtunet_s(
     hist_bins: int = 32,
     knots: int = 32,
     in_chans: int = 1,
+    cdf: bool = False,
+    hidden: int = 96,
+    tex: Sequence[int] = (),
 ) -> GTUNet:
     """CPU configuration (fewer multiply-adds per pixel than ``dncnn_s``)."""
     return GTUNet(widths=widths, blocks=blocks, thumb=thumb, thumb_widths=thumb_widths,
-                  hist_bins=hist_bins, knots=knots, in_chans=in_chans)
+                  hist_bins=hist_bins, knots=knots, in_chans=in_chans, cdf=cdf, hidden=hidden, tex=tex)
+
+
+@register_model
+def gtunet_s2(
+    *,
+    widths: Sequence[int] = (16, 32, 64),
+    blocks: Sequence[int] = (1, 1, 2),
+    thumb: int = 64,
+    thumb_widths: Sequence[int] = (16, 32, 64, 64),
+    hist_bins: int = 32,
+    knots: int = 32,
+    in_chans: int = 1,
+    cdf: bool = True,
+    hidden: int = 96,
+    tex: Sequence[int] = (3, 7),
+) -> GTUNet:
+    """``gtunet_s`` whose global branch also sees the thumbnail's CDF and the mean local
+    contrast (3×3 and 7×7 local sd at full resolution) per grey level — the tone-curve cues
+    a ridge regression on the photo alone found most predictive (``eval/tone_diagnosis.py``).
+    Same local branch and multiply-adds per pixel as ``gtunet_s`` (+ two box filters)."""
+    return GTUNet(widths=widths, blocks=blocks, thumb=thumb, thumb_widths=thumb_widths,
+                  hist_bins=hist_bins, knots=knots, in_chans=in_chans, cdf=cdf, hidden=hidden,
+                  tex=tex)
