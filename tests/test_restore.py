@@ -284,6 +284,27 @@ def test_make_pair_with_simulator(sample_root) -> None:
     assert 3.0 < psnr(o, rect, data_range=1.0) < 40.0
 
 
+def test_make_pairs_keeps_recorded_seed_of_existing_pairs(sample_root, tmp_path) -> None:
+    """Growing the record list must not rewrite the seed of pairs already on disk.
+
+    Seeds are ``seed + index``; prepending a record shifts every index. The pixels of a skipped
+    pair were made by its recorded seed, so ``pairs.csv`` must keep that row.
+    """
+    pytest.importorskip("photorad.simulate", reason="simulator stage not installed")
+    from photorad.data.bus_bra import load_records
+    from photorad.data.paired import make_pairs, read_pairs_csv
+
+    recs = load_records(sample_root)[:3]
+    make_pairs(recs[1:], tmp_path, split="train", seed=10, photo_size=(320, 240))
+    before = {r["id"]: r["seed"] for r in read_pairs_csv(tmp_path)}
+    rect = (tmp_path / "rect" / f"{recs[1].id}.png").read_bytes()
+    rows = make_pairs(recs, tmp_path, split="train", seed=10, photo_size=(320, 240))
+    after = {r["id"]: r["seed"] for r in read_pairs_csv(tmp_path)}
+    assert {k: after[k] for k in before} == before
+    assert (tmp_path / "rect" / f"{recs[1].id}.png").read_bytes() == rect
+    assert str(after[recs[0].id]) == "10" and len(rows) == 3
+
+
 def _trainer(tmp_path: Path, cfg: dict) -> tuple[list[str], dict[str, str]]:
     """Command line and environment that run train/train_restorer.py on ``cfg`` (one thread)."""
     (tmp_path / "c.yaml").write_text(json.dumps(cfg))

@@ -104,7 +104,9 @@ def make_pairs(
     """Simulate + rectify each record (``photorad.data.bus_bra.Record``) into ``out_dir``.
 
     The per-image seed is ``seed + index`` within ``records`` (reproducible, independent of
-    other splits as long as the split seeds differ). Rows are merged into ``pairs.csv``.
+    other splits as long as the split seeds differ). Rows are merged into ``pairs.csv``; a pair
+    that already exists on disk (``skip_existing``) keeps its recorded row, including the seed
+    that made it — growing ``records`` later re-indexes only the new images.
     """
     from photorad.io import load_original, save_png
 
@@ -119,11 +121,15 @@ def make_pairs(
             "id": rec.id, "split": split, "label": rec.label, "group": rec.group,
             "preset": preset, "seed": seed + i, "source": str(rec.path.name),
         }
-        if not (skip_existing and rp.is_file() and op.is_file() and rec.id in existing):
-            orig = load_original(rec.path)
-            rect, _params = make_pair(orig, preset=preset, seed=seed + i, photo_size=photo_size)
-            save_png(op, orig, bit_depth=16)
-            save_png(rp, rect, bit_depth=16)
+        if skip_existing and rp.is_file() and op.is_file() and rec.id in existing:
+            # The pixels on disk were made by the recorded row (its seed may differ from
+            # seed + i when the record list grew): keep that row, so pairs.csv stays true.
+            new_rows.append(dict(existing[rec.id]))
+            continue
+        orig = load_original(rec.path)
+        rect, _params = make_pair(orig, preset=preset, seed=seed + i, photo_size=photo_size)
+        save_png(op, orig, bit_depth=16)
+        save_png(rp, rect, bit_depth=16)
         new_rows.append(row)
         existing[rec.id] = {k: str(v) for k, v in row.items()}
     _write_rows(out, list(existing.values()))

@@ -9,6 +9,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 #: name → file inside photorad/weights/ (each with a .json sidecar and a model card .md)
 SHIPPED = {
     "restorer": "restorer_cpu.safetensors",
+    # Optional: the stronger CPU successor (gtunet_s2); pass its path with --model to use it.
+    "restorer_successor": "restorer_successor_cpu.safetensors",
     "classifier": "classifier_cpu.safetensors",
 }
 
