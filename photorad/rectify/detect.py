@@ -448,6 +448,23 @@ def _line_of(corners: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     return a, (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
 
 
+def _replace_side(corners: np.ndarray, side: int, c: np.ndarray, d: np.ndarray) -> np.ndarray | None:
+    """Corners with ``side`` moved onto the line (point ``c``, direction ``d``).
+
+    The side's two corners become the new line's intersections with the neighbouring sides;
+    ``None`` when the line is parallel to one of them.
+    """
+    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+    pa, da = _line_of(corners, prev_side)
+    pb, db = _line_of(corners, next_side)
+    p1, p2 = _intersect(pa, da, c, d), _intersect(pb, db, c, d)
+    if p1 is None or p2 is None:
+        return None
+    new = corners.copy()
+    new[side], new[next_side] = p1, p2
+    return new
+
+
 def _expand_side(
     smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, side: int, *,
     relaxed: bool = False, levels: np.ndarray | None = None,
@@ -556,14 +573,10 @@ def _expand_side(
     if keep.sum() < 0.4 * len(ts):
         log.debug("expand side %d: line fits %d/%d profiles only", side, keep.sum(), len(ts))
         return None
-    new = corners.copy()
-    pa, da = _line_of(corners, prev_side)
-    pb, db = _line_of(corners, next_side)
-    p1 = _intersect(pa, da, c, d)
-    p2 = _intersect(pb, db, c, d)
-    if p1 is None or p2 is None:
+    new = _replace_side(corners, side, c, d)
+    if new is None:
         return None
-    new[side], new[next_side] = p1, p2
+    p1, p2 = new[side], new[next_side]
     moved = (max if relaxed else min)(np.dot(p1 - corners[side], n), np.dot(p2 - b, n))
     if moved < 1.0 or not is_convex(new):
         log.debug("expand side %d: moved %.1f px, convex %s", side, moved, is_convex(new))
@@ -718,13 +731,9 @@ def _sweep_side(smooth: np.ndarray, corners: np.ndarray, side: int) -> np.ndarra
     # Least-squares line through the supporting candidates.
     inl = near[best]
     c, u, _ = _fit_line(pts[inl], np.maximum(step[rows[inl], cols[inl]], 1e-3))
-    pa, da = _line_of(corners, prev_side)
-    pb, db = _line_of(corners, next_side)
-    p1, p2 = _intersect(pa, da, c, u), _intersect(pb, db, c, u)
-    if p1 is None or p2 is None:
+    new = _replace_side(corners, side, c, u)
+    if new is None:
         return None
-    new = corners.copy()
-    new[side], new[next_side] = p1, p2
     if not is_convex(new) or np.any(new < -0.5) or np.any(new[:, 0] > w - 0.5) or np.any(
             new[:, 1] > h - 0.5):
         return None
@@ -808,14 +817,10 @@ def _trim_side(smooth: np.ndarray, corners: np.ndarray, side: int, *,
     c, d, keep = _fit_line(pts, np.ones(len(pts)))
     if keep.sum() < 0.4 * len(ts):
         return None
-    pa, da = _line_of(corners, prev_side)
-    pb, db = _line_of(corners, next_side)
-    p1, p2 = _intersect(pa, da, c, d), _intersect(pb, db, c, d)
-    if p1 is None or p2 is None:
+    new = _replace_side(corners, side, c, d)
+    if new is None:
         return None
-    new = corners.copy()
-    new[side], new[next_side] = p1, p2
-    moved = min(np.dot(corners[side] - p1, n), np.dot(b - p2, n))
+    moved = min(np.dot(corners[side] - new[side], n), np.dot(b - new[next_side], n))
     if moved < 1.0 or not is_convex(new):
         return None
     log.debug("trim side %d: moved in by %.1f px", side, moved)
