@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -305,23 +306,9 @@ def gtunet_s(
 
 
 @register_model
-def gtunet_s2(
-    *,
-    widths: Sequence[int] = (16, 32, 64),
-    blocks: Sequence[int] = (1, 1, 2),
-    thumb: int = 64,
-    thumb_widths: Sequence[int] = (16, 32, 64, 64),
-    hist_bins: int = 32,
-    knots: int = 32,
-    in_chans: int = 1,
-    cdf: bool = True,
-    hidden: int = 96,
-    tex: Sequence[int] = (3, 7),
-) -> GTUNet:
+def gtunet_s2(*, cdf: bool = True, tex: Sequence[int] = (3, 7), **kwargs: Any) -> GTUNet:
     """``gtunet_s`` whose global branch also sees the thumbnail's CDF and the mean local
     contrast (3×3 and 7×7 local sd at full resolution) per grey level — the tone-curve cues
     a ridge regression on the photo alone found most predictive (``eval/tone_diagnosis.py``).
     Same local branch and multiply-adds per pixel as ``gtunet_s`` (+ two box filters)."""
-    return GTUNet(widths=widths, blocks=blocks, thumb=thumb, thumb_widths=thumb_widths,
-                  hist_bins=hist_bins, knots=knots, in_chans=in_chans, cdf=cdf, hidden=hidden,
-                  tex=tex)
+    return gtunet_s(cdf=cdf, tex=tex, **kwargs)
