@@ -32,21 +32,15 @@ import numpy as np
 
 from photorad.data.paired import load_pairs
 from photorad.io import save_png
-from photorad.metrics import psnr, ssim
+from photorad.metrics import conditional_mean_curve, psnr, ssim
 from photorad.provenance import hash_folder, write_run_info
 from photorad.restore import Restorer
 
 
 def tone_fit_oracle(rect: np.ndarray, orig: np.ndarray, *, bins: int = 64) -> np.ndarray:
     """Best global tone curve (per-grey-level conditional mean of ``orig``) applied to ``rect``."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(rect.ravel(), edges) - 1, 0, bins - 1)
-    counts = np.bincount(idx, minlength=bins)
-    sums = np.bincount(idx, weights=orig.ravel().astype(np.float64), minlength=bins)
-    xs = np.bincount(idx, weights=rect.ravel().astype(np.float64), minlength=bins)
-    ok = counts > 0
-    centres, means = xs[ok] / counts[ok], sums[ok] / counts[ok]
-    if ok.sum() < 2:
+    centres, means = conditional_mean_curve(rect, orig, bins=bins)
+    if len(centres) < 2:
         return np.full_like(rect, float(orig.mean()))
     return np.interp(rect, centres, means).astype(np.float32)
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from photorad.data.paired import load_pairs
-from photorad.metrics import psnr
+from photorad.metrics import conditional_mean_curve, psnr
 
 QS = np.linspace(0.0, 1.0, 65)
 
@@ -35,13 +35,7 @@ QS = np.linspace(0.0, 1.0, 65)
 def oracle_curve(rect: np.ndarray, orig: np.ndarray, *, grid: np.ndarray,
                  bins: int = 64) -> np.ndarray:
     """The conditional mean of ``orig`` per grey level of ``rect``, sampled on ``grid``."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(rect.ravel(), edges) - 1, 0, bins - 1)
-    cnt = np.bincount(idx, minlength=bins)
-    s = np.bincount(idx, weights=orig.ravel().astype(np.float64), minlength=bins)
-    xs = np.bincount(idx, weights=rect.ravel().astype(np.float64), minlength=bins)
-    ok = cnt > 0
-    return np.interp(grid, xs[ok] / cnt[ok], s[ok] / cnt[ok])
+    return np.interp(grid, *conditional_mean_curve(rect, orig, bins=bins))
 
 
 def features(rect: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ __all__ = [
     "AurocComparison",
     "auroc",
     "bootstrap_ci",
+    "conditional_mean_curve",
     "delong_test",
     "paired_bootstrap_auroc",
     "psnr",
@@ -115,6 +116,25 @@ def ssim(
     if return_map:
         return value, smap
     return value
+
+
+def conditional_mean_curve(
+    test: np.ndarray, ref: np.ndarray, *, bins: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best global tone curve mapping ``test`` onto ``ref``, as (x, y) knots.
+
+    ``test`` is binned into ``bins`` equal grey-level bins over [0, 1]; each non-empty bin gives
+    one knot: the mean of ``test`` and the mean of ``ref`` over its pixels (the conditional
+    mean, i.e. the least-squares curve at that resolution). Used as the oracle "tone-only fix"
+    of the restoration ablation. Empty bins give no knot.
+    """
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(test.ravel(), edges) - 1, 0, bins - 1)
+    counts = np.bincount(idx, minlength=bins)
+    sums = np.bincount(idx, weights=ref.ravel().astype(np.float64), minlength=bins)
+    xs = np.bincount(idx, weights=test.ravel().astype(np.float64), minlength=bins)
+    ok = counts > 0
+    return xs[ok] / counts[ok], sums[ok] / counts[ok]
 
 
 def _binary(y_true: Sequence | np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from photorad.metrics import (
     auroc,
     bootstrap_ci,
+    conditional_mean_curve,
     delong_test,
     paired_bootstrap_auroc,
     psnr,
@@ -135,3 +136,17 @@ def test_bootstrap_ci_properties(rng) -> None:
     s = rng.random(60)
     est, lo, hi = bootstrap_ci(auroc, y, s, n_boot=300, seed=0, stratify=y)
     assert lo <= est <= hi
+
+
+def test_conditional_mean_curve_matches_scipy_binned_statistic(rng) -> None:
+    from scipy.stats import binned_statistic
+
+    x = rng.uniform(0.0, 0.6, (64, 48)) ** 1.5  # leaves the upper bins empty
+    y = np.sqrt(x) + rng.normal(0.0, 0.02, x.shape)
+    cx, cy = conditional_mean_curve(x, y, bins=16)
+    ref_y = binned_statistic(x.ravel(), y.ravel(), "mean", bins=16, range=(0.0, 1.0)).statistic
+    ref_x = binned_statistic(x.ravel(), x.ravel(), "mean", bins=16, range=(0.0, 1.0)).statistic
+    ok = ~np.isnan(ref_y)
+    assert ok.sum() < 16 and len(cx) == ok.sum()
+    np.testing.assert_allclose(cy, ref_y[ok], rtol=1e-12)
+    np.testing.assert_allclose(cx, ref_x[ok], rtol=1e-12)
