@@ -20,6 +20,12 @@ on the photo and compared with the ground-truth corners:
   luminance step over the surrounding background); the all-photo figures are always reported,
   and next to them the same figures restricted to photos whose four borders are visible.
 
+* honesty: a detected quad is *bad* when its Jaccard index is below ``BAD_JACCARD`` (0.9) and
+  *flagged* when ``detect`` warned (``edges_not_found`` or ``screen_edge_sides`` non-empty — the
+  quality report's ``edges`` check then warns — or a score below 0.5); the summary counts bad
+  quads that are not flagged (wrong answers given silently) and good quads that are (false
+  alarms).
+
 Writes ``OUT/<preset>.csv`` (one row per photo), ``OUT/summary.json``, ``OUT/summary.md`` and
 ``OUT/run_info.json``.
 
@@ -112,6 +118,19 @@ def jaccard_smartdoc(found: np.ndarray, truth: np.ndarray, image_size: tuple[int
     return float(inter / union) if union > 0 else 0.0
 
 
+#: A detected quad is *bad* when its Jaccard index is below this.
+BAD_JACCARD = 0.9
+#: A quad with a score below this is flagged (``detect`` caps the score of flagged quads at 0.5).
+FLAG_SCORE = 0.5
+
+
+def is_flagged(details: dict[str, Any], score: float) -> bool:
+    """Whether ``detect`` told the user to check the corners: a side not found, a quad that may
+    be the whole screen (both make the quality report's ``edges`` check warn), or a low score."""
+    return bool(details.get("edges_not_found") or details.get("screen_edge_sides")
+                or score < FLAG_SCORE)
+
+
 def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
     """Simulate one photo and score detection on it."""
     preset, rid, path, seed, size = job
@@ -138,6 +157,9 @@ def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
         score=round(quad.score, 4),
         method=quad.method,
         edges_not_found=" ".join(quad.details.get("edges_not_found", [])),
+        screen_edge_sides=" ".join(quad.details.get("screen_edge_sides", [])),
+        retried_side=quad.details.get("retried_side", ""),
+        flagged=int(is_flagged(quad.details, quad.score)),
         **{f"err{k}_pct": round(float(e), 4) for k, e in enumerate(err)},
         mean_err_pct=round(float(err.mean()), 4),
         jaccard=round(jaccard_smartdoc(quad.corners, truth, original.shape[::-1]), 5),
@@ -171,6 +193,15 @@ def summarise(rows: list[dict[str, Any]], *, split: bool = True) -> dict[str, An
         out["share_bad_corners_flagged"] = (
             sum(1 for r in bad if r.get("edges_not_found")) / len(bad) if bad else None
         )
+        # Honesty: a detected quad with Jaccard < BAD_JACCARD that is not flagged (see
+        # is_flagged) is a wrong answer given silently; a flagged quad with Jaccard ≥
+        # BAD_JACCARD is a false alarm.
+        wrong = [r for r in det if r["jaccard"] < BAD_JACCARD]
+        right = [r for r in det if r["jaccard"] >= BAD_JACCARD]
+        out["n_bad_quads"] = len(wrong)
+        out["n_bad_unflagged"] = sum(1 for r in wrong if not r.get("flagged"))
+        out["n_good_quads"] = len(right)
+        out["n_good_flagged"] = sum(1 for r in right if r.get("flagged"))
     if split:
         vis = [r for r in rows if r.get("edges_visible")]
         out["share_edges_visible"] = len(vis) / max(len(rows), 1)
@@ -297,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| preset | n | detection rate | median corner error (% diag) | p90 (% diag) "
         "| mean Jaccard (fail = 0) | share Jaccard ≥ 0.98 | median detect+warp (s) "
-        "| flagged 'edge not found' | bad corners (> 1 % diag) flagged |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| flagged 'edge not found' | bad corners (> 1 % diag) flagged "
+        "| bad quads unflagged | good quads flagged |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(v: float | None, fmt: str) -> str:
@@ -319,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {f(t['share_jaccard_ge_0.98'], '.1%')} "
                 f"| {f(t['median_detect_warp_s'], '.3f')} "
                 f"| {f(t.get('share_flagged_edge_not_found'), '.1%')} "
-                f"| {f(t.get('share_bad_corners_flagged'), '.1%')} |"
+                f"| {f(t.get('share_bad_corners_flagged'), '.1%')} "
+                f"| {t.get('n_bad_unflagged', '—')} of {t.get('n_bad_quads', '—')} "
+                f"| {t.get('n_good_flagged', '—')} of {t.get('n_good_quads', '—')} |"
             )
     lines += [
         "",
@@ -328,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         "settings only; see the docstring of eval/eval_rectify.py). Share of such photos: "
         + ", ".join(f"{p} {s['share_edges_visible']:.1%}" for p, s in summary.items()
                     if p != "real_photos" and "share_edges_visible" in s) + ".",
+        "",
+        f"Bad quad: detected with Jaccard < {BAD_JACCARD}; good quad: Jaccard ≥ {BAD_JACCARD}. "
+        "Flagged: `edges_not_found` or `screen_edge_sides` non-empty (the quality report's "
+        f"`edges` check warns) or score < {FLAG_SCORE}. 'Bad quads unflagged' are wrong answers "
+        "given without a warning; 'good quads flagged' are false alarms.",
     ]
     real = summary.get("real_photos") or []
     if real:

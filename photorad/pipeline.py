@@ -41,6 +41,10 @@ QUALITY_ADVICE = {
              "raise the window level or zoom so the whole image edge is visible, or give the "
              "corners by hand",
 }
+# Checks whose own note already says what went wrong and what to do (the edges check names the
+# sides and tells an unseen border from a quad that may be the whole lit screen): their note is
+# the message, and QUALITY_ADVICE is only the fallback when a report carries no note.
+_NOTE_IS_ADVICE = frozenset({"edges"})
 
 
 def quality_messages(report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -54,9 +58,12 @@ def quality_messages(report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     for name, check in report.items():
         if not isinstance(check, Mapping) or check.get("status", "pass") == "pass":
             continue
+        note = check.get("note")
         advice = QUALITY_ADVICE.get(name, f"capture check {name!r} did not pass")
-        if check.get("value") is None and check.get("note"):
-            advice = f"{advice} ({check['note']})"
+        if name in _NOTE_IS_ADVICE and note:
+            advice = str(note)
+        elif check.get("value") is None and note:
+            advice = f"{advice} ({note})"
         out.append({"check": name, "status": check.get("status"), "value": check.get("value"),
                     "unit": check.get("unit"), "message": advice})
     rank = {"fail": 0, "warn": 1}

@@ -318,9 +318,23 @@ def test_from_defaults_uses_the_shipped_weights() -> None:
 
 
 def test_quality_messages_give_advice_for_a_missing_image_edge() -> None:
-    from photorad.pipeline import quality_messages
+    from types import SimpleNamespace
 
-    report = {"edges": {"status": "warn", "value": 1, "unit": "sides", "note": "bottom"}}
-    (msg,) = quality_messages(report)
-    assert msg["check"] == "edges" and "window level" in msg["message"]
-    assert "did not pass" not in msg["message"]
+    from photorad.pipeline import quality_messages
+    from photorad.rectify.quality import _edges_check
+
+    def message(**details: list[str]) -> str:
+        check = _edges_check(SimpleNamespace(details={"edges_not_found": [], **details}))
+        assert check is not None and check.status == "warn"
+        (msg,) = quality_messages({"edges": check.to_dict()})
+        assert msg["check"] == "edges" and "did not pass" not in msg["message"]
+        return msg["message"]
+
+    unseen = message(edges_not_found=["bottom"])
+    assert "bottom" in unseen and "window level" in unseen
+    # A quad that may be the whole lit screen needs other advice than an unseen border.
+    screen = message(screen_edge_sides=["left", "right"])
+    assert "whole screen" in screen and "left and right" in screen and "window level" not in screen
+    # A report without a note (older JSON) still gets the generic advice.
+    (msg,) = quality_messages({"edges": {"status": "warn", "value": 3, "unit": "sides found"}})
+    assert "window level" in msg["message"]

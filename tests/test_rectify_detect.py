@@ -182,3 +182,92 @@ def test_bad_arrays() -> None:
         detect(np.zeros((100, 100), np.uint8))
     with pytest.raises(UnsupportedImageError):
         detect(np.zeros((100, 100, 3), np.float32))
+
+
+def _paint_original_rect(photo: np.ndarray, truth: np.ndarray, shape: tuple[int, int],
+                         box: tuple[float, float, float, float], level: float,
+                         seed: int) -> np.ndarray:
+    """Paint a flat (noisy) rectangle given in the original's pixel frame into a rendered photo."""
+    from photorad.rectify.geometry import rect_corners
+    from photorad.rectify.warp import homography
+
+    oh, ow = shape
+    hmat = homography(rect_corners(ow, oh), truth)
+    x0, y0, x1, y1 = box
+    q = cv2.perspectiveTransform(np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]],
+                                          dtype=np.float64), hmat)[0]
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(q * 16).astype(np.int32), 1, cv2.LINE_AA, shift=4)
+    rng = np.random.default_rng(seed)
+    strip = level + rng.normal(0, 0.01, photo.shape[:2])
+    out = photo.astype(np.float32)
+    out[mask > 0] = np.clip(np.rint(strip[mask > 0] * 255), 0, 255)[:, None]
+    return out.astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_image_merged_with_toolbar_running_off_photo(seed: int) -> None:
+    # The viewer's toolbar touches the image's top edge and runs off the photo on both sides
+    # (the viewport is wider than the photo): every blob holding the image also holds the
+    # toolbar and runs off the photo, so the old detector raised NoScreenFoundError. The image
+    # is split off the strip and kept because its four sides are clear edges.
+    truth = skewed_corners(seed=seed, skew=0.03)
+    original = textured_original(seed=seed)
+    oh, ow = original.shape
+    # A bright near field over a duller body, like an ultrasound image: the toolbar (0.3) is
+    # brighter than the body's darker parts, so no brightness threshold separates the two.
+    k = int(0.15 * oh)
+    original[k:] = 0.15 + 0.35 * (original[k:] - 0.15) / 0.8
+    photo = render_photo(original, truth, seed=seed, viewport_pad=(3.0, 0.3, 3.0, 0.3))
+    photo = _paint_original_rect(photo, truth, original.shape,
+                                 (-3.0 * ow, -0.5 - 0.07 * oh, 4.0 * ow, -0.5), 0.3, seed)
+    quad = detect(photo)
+    assert _worst_error_of_diag(quad.corners, truth) < 0.005
+    assert quad.details["edges_not_found"] == []
+
+
+def test_lit_screen_taken_for_image_is_flagged() -> None:
+    # A lit viewport (ambient light or glare on the panel) holding a faint image is itself a
+    # bright rectangle with four clear straight edges, and the thin bezel beyond it is followed
+    # by the brighter room. The old detector returned it with a score of 0.99 and no warning;
+    # it must now say that the quad may be the whole screen (score ≤ 0.5, quality warning).
+    from photorad.rectify import quality
+
+    truth = skewed_corners(seed=4, skew=0.03)
+    screen = np.full((240, 320), 0.35, np.float32)
+    screen[60:200, 110:230] += 0.04 * (textured_original(140, 120, seed=4) - 0.5)
+    photo = render_photo(screen, truth, seed=4, viewport_pad=0.02, bezel=0.03,
+                         bezel_level=0.03)
+    quad = detect(photo)
+    assert quad.score <= 0.5
+    assert len(quad.details["screen_edge_sides"]) >= 2
+    check = quality(photo, quad).checks["edges"]
+    assert check.status == "warn"
+    assert "whole screen" in check.note
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_image_with_room_beyond_wide_viewport_is_not_flagged(seed: int) -> None:
+    # The bezel test must not fire on an ordinary image: the viewport around it is wide.
+    truth = skewed_corners(seed=seed, skew=0.05)
+    photo = render_photo(textured_original(seed=seed), truth, seed=seed, viewport_pad=0.12)
+    quad = detect(photo)
+    assert quad.details["screen_edge_sides"] == []
+    assert quad.score > 0.9
+
+
+def test_toolbar_merged_image_without_clear_borders_is_refused() -> None:
+    # As above, but the image's lower half fades into the viewport: the image split off the
+    # toolbar has an unseen bottom, so no quad is returned (a split blob must have four clear
+    # sides), and the reason names the toolbar as well as the cut-off edges.
+    seed = 0
+    truth = skewed_corners(seed=seed, skew=0.03)
+    original = dark_bottom_original(seed, kind="fade", fraction=0.5)
+    oh, ow = original.shape
+    k = int(0.15 * oh)
+    original[k : oh // 2] = 0.15 + 0.35 * (original[k : oh // 2] - 0.15) / 0.8
+    photo = render_photo(original, truth, seed=seed, viewport_pad=(3.0, 0.3, 3.0, 0.3))
+    photo = _paint_original_rect(photo, truth, original.shape,
+                                 (-3.0 * ow, -0.5 - 0.07 * oh, 4.0 * ow, -0.5), 0.3, seed)
+    with pytest.raises(NoScreenFoundError, match="toolbar"):
+        detect(photo)

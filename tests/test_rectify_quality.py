@@ -107,3 +107,19 @@ def test_invisible_edge_warns_with_advice() -> None:
     assert rep["edges"].value == 3
     assert "bottom edge" in rep["edges"].note and "window level" in rep["edges"].note
     assert rep.status in ("warn", "fail")
+
+
+def test_screen_like_quad_warns_and_says_why() -> None:
+    # detect's "may be the whole screen" report makes the edges check warn even with four sides
+    # found, and the note says what to check; both reports together are both named.
+    from photorad.rectify.geometry import Quad
+
+    photo, corners = _photo()
+    base = {"edges_not_found": [], "screen_edge_sides": ["left", "right"]}
+    rep = quality(photo, Quad(corners, score=0.5, method="contour+edges", details=base))
+    assert rep["edges"].status == "warn" and rep["edges"].value == 4
+    assert "whole screen" in rep["edges"].note and "left and right" in rep["edges"].note
+    both = {**base, "edges_not_found": ["bottom"]}
+    rep = quality(photo, Quad(corners, score=0.5, method="contour+edges", details=both))
+    assert rep["edges"].value == 3
+    assert "bottom edge" in rep["edges"].note and "whole screen" in rep["edges"].note

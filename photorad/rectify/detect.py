@@ -24,6 +24,13 @@ bezel. :func:`detect` works in two passes:
    ``Quad.details["edges_not_found"]`` (its border is probably as dark as the viewport, so the
    corners there sit at the last visible content) and caps the score at 0.5.
 
+A quad beyond two or more of whose sides lies a thin dark band and then something brighter
+(a monitor's bezel and the room, :func:`_bezel_sides`) may be the whole lit screen rather than the
+image: it is reported in ``Quad.details["screen_edge_sides"]`` and caps the score at 0.5 too.
+When every blob holding the image runs off the photo (the image merged with a toolbar that does),
+the blobs are opened with a kernel wider than such strips and the freed blobs are tried as a
+fallback, kept only when all four sides are clear edges.
+
 When nothing plausible is found, :class:`~photorad.errors.NoScreenFoundError` says why, in words a
 person can act on.
 """
@@ -31,7 +38,7 @@ person can act on.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -72,6 +79,11 @@ MIN_SIDE_SUPPORT = 0.5
 UNSEEN_SIDE_SCORE = 0.5
 #: Most candidates scored by edge support per photo.
 MAX_CANDIDATES = 8
+#: Side of the square opening that splits a blob running off the photo into the image and the
+#: thin UI strips merged with it, as a fraction of the working image's long side.
+SPLIT_FRACTION = 0.04
+#: How much wider the first edge search around such a split blob's quad is.
+SPLIT_SEARCH_FACTOR = 4.0
 
 _SMOOTH = np.array([[0.25, 0.5, 0.25]], dtype=np.float32)
 
@@ -82,6 +94,7 @@ class _Candidate:
     area: float
     fill: float
     touches: tuple[str, ...]
+    split: bool = False  # freed from a blob running off the photo by :data:`SPLIT_FRACTION`
 
 
 def _working_grey(photo: np.ndarray) -> tuple[np.ndarray, float]:
@@ -128,14 +141,45 @@ def _fit_quad(contour: np.ndarray) -> np.ndarray | None:
     return order_corners(rect.astype(np.float64))
 
 
-def _blobs(smooth: np.ndarray, thr: float) -> list[_Candidate]:
-    """Quad candidates from the blobs of ``smooth > thr`` (closed to bridge dark image parts)."""
+def _blobs(smooth: np.ndarray, thr: float, *, masks: list[np.ndarray] | None = None
+           ) -> list[_Candidate]:
+    """Quad candidates from the blobs of ``smooth > thr`` (closed to bridge dark image parts).
+
+    When a blob runs off the photo and ``masks`` is given, the closed mask is appended to it for
+    :func:`_split_candidates`.
+    """
     h, w = smooth.shape
     mask = (smooth > thr).astype(np.uint8)
     k = max(3, round(0.012 * max(h, w))) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
+    out = _mask_candidates(mask)
+    if masks is not None and any(c.touches for c in out):
+        masks.append(mask)
+    return out
+
+
+def _split_candidates(masks: list[np.ndarray]) -> list[_Candidate]:
+    """Candidates freed from blobs that run off the photo by opening their masks.
+
+    A blob that runs off the photo may be the image merged with a UI strip (a toolbar or the
+    lit viewport edge along the bezel) that runs off the photo; such strips are thin, so the
+    mask is opened with a square wider than they are (:data:`SPLIT_FRACTION`) and the blobs
+    that this frees from the photo's edge are returned (marked ``split``).
+    """
+    out: list[_Candidate] = []
+    for mask in masks:
+        ks = max(5, round(SPLIT_FRACTION * max(mask.shape)))
+        opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN,
+                                  cv2.getStructuringElement(cv2.MORPH_RECT, (ks, ks)))
+        out += [replace(c, split=True) for c in _mask_candidates(opened) if not c.touches]
+    return out
+
+
+def _mask_candidates(mask: np.ndarray) -> list[_Candidate]:
+    """One candidate per blob of a binary mask (large enough, with a convex quad fit)."""
+    h, w = mask.shape
     # RETR_CCOMP lists the outer boundary of every blob, also of blobs inside holes of others
     # (the image inside the dark viewport inside the bright room).
     contours, hier = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
@@ -171,14 +215,15 @@ def _blobs(smooth: np.ndarray, thr: float) -> list[_Candidate]:
 
 
 def _candidates(
-    smooth: np.ndarray, tex: np.ndarray
+    smooth: np.ndarray, tex: np.ndarray, *, masks: list[np.ndarray] | None = None
 ) -> tuple[list[_Candidate], dict[str, float]]:
     """Candidates over several thresholds between the viewport level and the bright level.
 
     One global threshold fails under glare (the glare halo bridges the image to the bezel and
     the room); a higher threshold then still separates the image, so several are tried and the
     most rectangular large blob wins later. ``smooth`` is the working grey image blurred by
-    σ = 1 px, ``tex`` its :func:`_local_std`.
+    σ = 1 px, ``tex`` its :func:`_local_std`. The closed masks with a blob that runs off the
+    photo are appended to ``masks`` (for :func:`_split_candidates`).
     """
     sample = smooth[::3, ::3]  # percentiles of a 1-in-9 subsample: same levels, 9× cheaper
     dark, bright = (float(v) for v in np.percentile(sample, [3, 97]))
@@ -188,14 +233,14 @@ def _candidates(
     stats["threshold"] = dark + max(0.05, 0.15 * (bright - dark))
     out: list[_Candidate] = []
     for frac in THRESHOLD_FRACTIONS:
-        out += _blobs(smooth, dark + max(0.05, frac * (bright - dark)))
+        out += _blobs(smooth, dark + max(0.05, frac * (bright - dark)), masks=masks)
     # Texture: the viewport is flat (even when veiling glare or ambient light lifts it to the
     # image's grey level), while ultrasound speckle is not.
     t_tex = _otsu(tex)
     stats["texture_threshold"] = t_tex
     if t_tex > 0:
-        out += _blobs(tex, t_tex)
-        out += _blobs(tex, 0.5 * t_tex)
+        out += _blobs(tex, t_tex, masks=masks)
+        out += _blobs(tex, 0.5 * t_tex, masks=masks)
     return out, stats
 
 
@@ -395,6 +440,13 @@ MIN_TEXTURE_RATIO = 1.0
 #: excess: ``SHARP_STEP_RANGE`` bounds step / excess.
 MIN_SHARP_TEXTURE_RATIO = 0.8
 SHARP_STEP_RANGE = (0.45, 1.5)
+#: Smallest rise of the level from just outside a side to 5–10 % of the quad's size outside it
+#: for the side to look like the monitor's bezel with the room beyond (:func:`_bezel_sides`).
+#: On the evaluation's simulated photos the second-largest rise was ≤ 0.04 on every correct
+#: quad and ≥ 0.066 on every quad that was the whole viewport.
+MIN_BEZEL_RISE = 0.055
+#: Bezel-like sides from which a quad is reported as possibly the whole screen.
+MIN_BEZEL_SIDES = 2
 #: Smallest fraction of outward profiles that must reach the viewport for a side to be moved
 #: (glare spots or overlay text over the border block some of them).
 MIN_REACH_FRACTION = 0.5
@@ -741,7 +793,7 @@ def _sweep_side(smooth: np.ndarray, corners: np.ndarray, side: int) -> np.ndarra
 
 
 def _trim_side(smooth: np.ndarray, corners: np.ndarray, side: int, *,
-               levels: np.ndarray) -> np.ndarray | None:
+               levels: np.ndarray, strip: bool = False) -> np.ndarray | None:
     """Move ``side`` inwards when it lies on the bezel (or UI chrome) edge, not the image's.
 
     When the image nearly touches the viewport's edge, the blob (or a dim-band expansion) can
@@ -753,7 +805,9 @@ def _trim_side(smooth: np.ndarray, corners: np.ndarray, side: int, *,
     the strip it cuts off looks like what lies beside the image at the same distance from the
     bezel (outside the neighbouring sides: viewport brightened by backlight bleed, or the
     toolbar) within :data:`MAX_STRIP_DIFF` — an image that really reaches the bezel has its own
-    content there. Returns new working corners or ``None``.
+    content there. ``strip``: skip the darker-outside test (for a blob split off a UI strip,
+    whose side may be the strip's outer edge with viewport beyond). Returns new working corners
+    or ``None``.
     """
     h, w = smooth.shape
     prev_side, next_side = (side - 1) % 4, (side + 1) % 4
@@ -761,7 +815,7 @@ def _trim_side(smooth: np.ndarray, corners: np.ndarray, side: int, *,
     vp_a, vp_b = levels[prev_side, 1], levels[next_side, 0]
     vp_ref = 0.5 * (vp_a + vp_b)
     log.debug("trim side %d: outside %.4f, viewport beside %.4f", side, own, vp_ref)
-    if vp_ref - own < MIN_BEZEL_STEP:
+    if vp_ref - own < MIN_BEZEL_STEP and not strip:
         return None
     a, _, n = _outward_normals(corners)[side]
     b = corners[next_side]
@@ -829,6 +883,7 @@ def _trim_side(smooth: np.ndarray, corners: np.ndarray, side: int, *,
 
 def _trim_sides(
     photo: np.ndarray, smooth: np.ndarray, corners: np.ndarray, sides: list[_Side], s: float,
+    *, strip: bool = False,
 ) -> tuple[np.ndarray, list[_Side]]:
     """Apply :func:`_trim_side` to each found side; keep a move only if it ends on a real edge.
 
@@ -839,7 +894,7 @@ def _trim_sides(
         if sides[side].support < MIN_SIDE_SUPPORT:
             continue
         work = (corners + 0.5) * s - 0.5
-        new = _trim_side(smooth, work, side, levels=_end_levels(smooth, work))
+        new = _trim_side(smooth, work, side, levels=_end_levels(smooth, work), strip=strip)
         if new is None:
             continue
         full = (new + 0.5) / s - 0.5
@@ -933,6 +988,38 @@ def _retry_unseen(
     return corners, sides, False
 
 
+def _bezel_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
+    """Sides beyond which the level rises again after a thin dark band: a bezel, then the room.
+
+    Outside a displayed image lies the viewport, flat over a wide margin; outside the monitor's
+    viewport (lifted by glare or ambient light, it can pass all the edge checks) lies the thin
+    dark bezel and then the room, usually brighter. For each side (``corners`` in working px),
+    the median rise from 2–4 px outside to 5–10 % of the neighbouring sides' length outside is
+    measured on 16 profiles; a side is listed when it is ≥ :data:`MIN_BEZEL_RISE` (sides whose
+    far samples mostly leave the photo are not judged).
+    """
+    h, w = smooth.shape
+    ts = np.linspace(0.15, 0.85, 16)
+    out = []
+    for i, (a, _, n) in enumerate(_outward_normals(corners)):
+        b = corners[(i + 1) % 4]
+        reach = 0.5 * (float(np.hypot(*(corners[(i + 2) % 4] - b)))
+                       + float(np.hypot(*(corners[(i - 1) % 4] - a))))
+        base = a[None, :] + ts[:, None] * (b - a)[None, :]
+        offs = np.r_[np.linspace(2.0, 4.0, 3), np.linspace(0.05, 0.10, 5) * reach]
+        xs = base[:, 0:1] + offs[None, :] * n[0]
+        ys = base[:, 1:2] + offs[None, :] * n[1]
+        inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+        ok = inside.all(axis=1)
+        if ok.mean() < 0.5:
+            continue
+        v = _sample_map(smooth, xs[ok], ys[ok])
+        rise = float(np.median(v[:, 3:].mean(axis=1) - v[:, :3].mean(axis=1)))
+        if rise >= MIN_BEZEL_RISE:
+            out.append(SIDE_NAMES[i])
+    return out
+
+
 def _aspect(corners: np.ndarray) -> float:
     w, h = quad_size(corners)
     return max(w, h) / max(min(w, h), 1e-9)
@@ -947,7 +1034,11 @@ def _dedupe(cands: list[_Candidate], *, tol: float = 4.0) -> list[_Candidate]:
     return out
 
 
-def _describe_failure(cands: list[_Candidate], stats: dict[str, float]) -> str:
+def _describe_failure(
+    cands: list[_Candidate], stats: dict[str, float], *, split: bool = False
+) -> str:
+    """Actionable reason for a failed detection; ``split``: a blob split off a blob running off
+    the photo was tried and rejected (its borders were not all clear edges)."""
     if "threshold" not in stats:
         if stats["bright_level"] < 0.08:
             return "the photo is almost completely dark; is the screen switched on?"
@@ -961,9 +1052,22 @@ def _describe_failure(cands: list[_Candidate], stats: dict[str, float]) -> str:
     if cut and not [c for c in cands if not c.touches]:
         best = max(cut, key=lambda c: c.area)
         sides = " and ".join(best.touches)
+        if split:
+            return (
+                f"the image is cut off at the {sides} edge of the photo, or merges with a toolbar "
+                "or panel that runs off it; step back so that the whole image, the viewer around "
+                "it and some dark screen are visible, or give the corners by hand"
+            )
         return (
             f"the image is cut off at the {sides} edge of the photo; step back so that the "
             "whole image and some dark screen around it are visible, or give the corners by hand"
+        )
+    if split:
+        return (
+            "screen edges not visible: the image seems to merge with a bright area that runs off "
+            "the photo (a toolbar, a panel or the lit screen), and its own borders are not all "
+            "clear edges; step back so that the whole viewer window is in the photo, avoid "
+            "glare, or give the corners by hand"
         )
     if cands:
         return (
@@ -992,8 +1096,11 @@ def detect(photo: np.ndarray) -> Quad:
         ``score`` in [0, 1] (rectangularity × edge support, at most 0.5 when a side was not
         found), ``method`` ``"contour+edges"`` (refined) or ``"contour"`` (coarse only), and
         ``details``: ``edge_support``, ``rectangularity``, per-side ``side_support`` and
-        ``side_contrast`` (top, right, bottom, left) and ``edges_not_found`` (names of the sides
-        without a clear straight step onto the viewport).
+        ``side_contrast`` (top, right, bottom, left), ``edges_not_found`` (names of the sides
+        without a clear straight step onto the viewport), ``screen_edge_sides`` (when two or
+        more sides look like a monitor's bezel with brighter surroundings beyond, their names:
+        the quad may be the whole lit screen, not the image; the score is then at most 0.5) and
+        ``retried_side`` (the side placed by the relaxed retry, or "").
 
     Raises
     ------
@@ -1006,13 +1113,21 @@ def detect(photo: np.ndarray) -> Quad:
     grey, s = _working_grey(photo)
     smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
     tex = _local_std(grey)
-    cands, stats = _candidates(smooth, tex)
-    good = [
-        c for c in cands
-        if not c.touches and c.fill >= MIN_RECTANGULARITY and _aspect(c.corners) <= MAX_ASPECT
-    ]
+    masks: list[np.ndarray] = []
+    whole, stats = _candidates(smooth, tex, masks=masks)
+
+    def plausible(cands: list[_Candidate]) -> list[_Candidate]:
+        return [c for c in cands if not c.touches and c.fill >= MIN_RECTANGULARITY
+                and _aspect(c.corners) <= MAX_ASPECT]
+
+    good = plausible(whole)
+    # Blobs split off a blob that runs off the photo (the image merged with a toolbar) are only
+    # a fallback, and their quad is kept only when its four sides are clear edges.
+    split_only = not good
+    if split_only:
+        good = plausible(_split_candidates(masks))
     if not good:
-        raise NoScreenFoundError(_describe_failure(cands, stats))
+        raise NoScreenFoundError(_describe_failure(whole, stats))
     # Several thresholds and maps give overlapping candidates; the one whose edges are real —
     # sharp steps along the whole side, as the border of a displayed image is — wins.
     good = _dedupe(sorted(good, key=lambda c: -c.area))[:MAX_CANDIDATES]
@@ -1024,9 +1139,16 @@ def detect(photo: np.ndarray) -> Quad:
             work = cand.corners
         coarse = (work + 0.5) / s - 0.5
         refined, support = refine_corners(photo, coarse, search_px=search)
+        if cand.split:
+            # The opening that split the blob also moved its corners (a stub of the strip, a
+            # dim image corner cut off): a wider first search, then the usual one.
+            wide, _ = refine_corners(photo, coarse, search_px=SPLIT_SEARCH_FACTOR * search)
+            refined, support = refine_corners(photo, wide, search_px=search)
         size = (max(cand.area, polygon_area(work)) / good[0].area) ** 0.25
         trials.append((cand.fill * support * size, cand, coarse, refined, support))
     _, best, coarse, refined, support = max(trials, key=lambda t: t[0])
+    if support < MIN_SUPPORT and split_only:
+        raise NoScreenFoundError(_describe_failure(whole, stats, split=True))
     if support < MIN_SUPPORT:
         raise NoScreenFoundError(
             "screen edges not visible: a candidate image area was found but its borders are not "
@@ -1055,6 +1177,7 @@ def detect(photo: np.ndarray) -> Quad:
             if undone:
                 unseen.remove(name)
         support = float(np.mean([sd.support for sd in sides]))
+    retried = ""
     if len(unseen) == 1 and method == "contour+edges":
         # The one side without a clear step, the three others being clear edges, gets a second
         # search. (Retrying each of two unfound sides put a second, invisible border on a
@@ -1063,15 +1186,27 @@ def detect(photo: np.ndarray) -> Quad:
                                               side=SIDE_NAMES.index(unseen[0]))
         if moved:
             support = float(np.mean([sd.support for sd in sides]))
+            retried = unseen[0]
             unseen = []
     if method == "contour+edges":
         # A found side may be the bezel's edge beyond a strip of viewport or toolbar.
         corners, sides = _trim_sides(photo, smooth, corners, sides, s)
+        if best.split:
+            # The opening leaves the piece of the strip that lies along the image: a side may
+            # be the strip's outer edge. Cut off an inner band that matches what lies beside
+            # the image at the same distance (the strip continuing past the corners).
+            corners, sides = _trim_sides(photo, smooth, corners, sides, s, strip=True)
         support = float(np.mean([sd.support for sd in sides]))
         # Sides flagged as not found stay flagged: the trim's low-contrast refinement is no
         # evidence for them.
     score = float(np.clip(best.fill, 0, 1) * np.clip(0.5 + support, 0, 1))
-    if unseen:
+    # A lit viewport is as good a quad as the image inside it; when two or more sides look like
+    # the monitor's bezel, the quad may be the whole screen: say so rather than claim it.
+    bezel = _bezel_sides(smooth, (corners + 0.5) * s - 0.5)
+    screen_like = bezel if len(bezel) >= MIN_BEZEL_SIDES else []
+    if split_only and (unseen or screen_like or method != "contour+edges"):
+        raise NoScreenFoundError(_describe_failure(whole, stats, split=True))
+    if unseen or screen_like:
         score = min(score, UNSEEN_SIDE_SCORE)
     log.debug("detect: %s score %.3f support %.2f", method, score, support)
     return Quad(
@@ -1088,5 +1223,7 @@ def detect(photo: np.ndarray) -> Quad:
                 n: round(sd.contrast, 4) for n, sd in zip(SIDE_NAMES, sides, strict=True)
             },
             "edges_not_found": unseen,
+            "screen_edge_sides": screen_like,
+            "retried_side": retried,
         },
     )

@@ -22,7 +22,10 @@ report's overall status is the worst of them. The thresholds and why they are wh
 ``edges`` — only for a :class:`Quad` from :func:`~photorad.rectify.detect.detect`: the number of
     image borders seen as clear straight steps onto the viewer background. A border as dark as the
     background (ultrasound far field) cannot be seen in the photo, and the corners there are
-    placed at the last visible content. Pass with 4, warn otherwise (with the side named).
+    placed at the last visible content. Pass with 4, warn otherwise (with the side named). Also
+    warn when ``detect`` reports that the quad may be the whole lit screen rather than the image
+    (``details["screen_edge_sides"]``: a thin dark band, then brighter surroundings, beyond two
+    or more sides).
 ``resolution`` — photo pixels per original pixel along the image's worse axis. Sampling theory
     asks for ≥ 2 camera pixels per displayed pixel to resolve it (and to keep the pixel grid's
     moiré above the image band); below 1 the photo cannot hold the original's detail.
@@ -246,12 +249,22 @@ def _edges_check(quad: Any) -> Check | None:
     if "edges_not_found" not in details:
         return None
     unseen = list(details["edges_not_found"])
-    if not unseen:
+    screen = list(details.get("screen_edge_sides", []))
+    notes = []
+    if unseen:
+        sides = " and ".join(unseen)
+        notes.append(
+            f"the image's {sides} edge was not found (it may be as dark as the viewer background, "
+            "so the corners there are guessed from the last visible content): raise the window "
+            "level or zoom so that the whole image edge is visible, or give the corners by hand"
+        )
+    if screen:
+        sides = " and ".join(screen)
+        notes.append(
+            f"the detected area may be the whole screen rather than the displayed image (beyond "
+            f"its {sides} edges lies a thin dark band and then something brighter, like a "
+            "monitor's bezel and the room): check the corners, or give them by hand"
+        )
+    if not notes:
         return Check(4.0, "pass", "sides found")
-    sides = " and ".join(unseen)
-    return Check(
-        float(4 - len(unseen)), "warn", "sides found",
-        f"the image's {sides} edge was not found (it may be as dark as the viewer background, so "
-        "the corners there are guessed from the last visible content): raise the window level "
-        "or zoom so that the whole image edge is visible, or give the corners by hand",
-    )
+    return Check(float(4 - len(unseen)), "warn", "sides found", "; ".join(notes))
