@@ -406,3 +406,54 @@ def test_train_tone_stage_smoke(tmp_path, sample_root) -> None:
                                 str(tmp_path / "run2")], capture_output=True, text=True, env=env,
                          timeout=300)
     assert res.returncode != 0 and "tone_steps needs a context model" in res.stderr
+
+
+def _trainer_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_restorer",
+                                                  REPO / "train" / "train_restorer.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_log_mse_is_minus_mean_psnr_and_bad_loss_names_are_refused() -> None:
+    mod = _trainer_module()
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(3, 1, 16, 16, generator=g)
+    scale = torch.tensor([0.1, 0.2, 0.3])[:, None, None, None]  # MSE ≫ LOG_EPS
+    pred = (y + scale * torch.randn(3, 1, 16, 16, generator=g)).clamp(0, 1)
+    mse = ((pred - y) ** 2).flatten(1).mean(1)
+    expect = torch.log(mse + mod.LOG_EPS).mean()
+    assert float(mod.log_mse(pred, y)) == pytest.approx(float(expect), rel=1e-6)
+    # Far above the floor, −10/ln(10) · log_mse is the mean per-sample PSNR (data range 1).
+    mean_psnr = np.mean([psnr(y[i, 0].numpy(), pred[i, 0].numpy(), data_range=1.0)
+                         for i in range(3)])
+    assert -10 / np.log(10) * float(mod.log_mse(pred, y)) == pytest.approx(mean_psnr, abs=0.05)
+    with pytest.raises(SystemExit, match="loss must be l1, l2 or log_l2"):
+        mod.parse_args(["--loss", "l3"])
+    with pytest.raises(SystemExit, match="tone_loss must be mse or log_mse"):
+        mod.parse_args(["--tone-loss", "pooled"])
+
+
+def test_train_with_log_losses_smoke(tmp_path, sample_root) -> None:
+    # The per-image log losses (mean PSNR, not pooled MSE) train the tone stage as well.
+    pairs = tmp_path / "pairs"
+    _fake_pairs(pairs, sample_root)
+    out = tmp_path / "run"
+    cfg = {"model": "gtunet_s", "model_kwargs": {"widths": [8, 8, 16], "blocks": [1, 1, 1],
+                                                 "cdf": True},
+           "out": str(out), "pairs": str(pairs), "make_pairs": False, "patch": 48,
+           "batch_size": 4, "steps": 10, "val_every": 10, "lr": 1e-3, "threads": 1,
+           "progress": False, "max_minutes": 5.0, "tone_steps": 150, "tone_lr": 3e-3,
+           "tone_batch": 4, "tone_pixels": 512, "tone_val_every": 50,
+           "tone_loss": "log_mse", "loss": "log_l2"}
+    cmd, env = _trainer(tmp_path, cfg)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = json.loads((out / "last.json").read_text())["metrics"]
+    assert m["tone_val_psnr"] > m["tone_val_psnr_start"] + 3.0, m
+    assert np.isfinite(float(m["val_psnr"])) and m["step"] == 10
+    resolved = (out / "config.resolved.yaml").read_text()
+    assert "tone_loss: log_mse" in resolved and "loss: log_l2" in resolved

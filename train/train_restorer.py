@@ -64,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "min_lr": 1e-5,
     "weight_decay": 0.0,
     "grad_clip": 0.5,
-    "loss": "l1",
+    "loss": "l1",  # "l1", "l2" or "log_l2" (mean over patches of log(MSE_patch + LOG_EPS))
     "ssim_weight": 0.0,
     "val_every": 250,
     "n_val_eval": 24,
@@ -82,6 +82,10 @@ DEFAULTS: dict[str, Any] = {
     "tone_pixels": 4096,
     "tone_weight_decay": 0.0,
     "tone_val_every": 100,
+    # "mse" (pooled over the batch's pixels) or "log_mse": the mean over images of
+    # log(MSE_i + LOG_EPS), i.e. −mean PSNR up to a constant — the tables' metric. Pooled MSE weighs
+    # each image by its error, so a few badly exposed photos dominate the fit. Default unchanged.
+    "tone_loss": "mse",
     # Joint stage: an auxiliary loss on the tone branch alone (weight × MSE(curve(x), y) on the
     # patch) and a learning-rate multiplier for the global branch (``model.glob``).
     "tone_aux_weight": 0.0,
@@ -90,6 +94,17 @@ DEFAULTS: dict[str, Any] = {
     "prepare_only": False,
     "progress": True,
 }
+
+
+# Floor of the per-image / per-patch MSE inside the log losses: 40 dB. Without it, near-perfect
+# patches (flat black borders) would get an unbounded weight (the gradient of log MSE is ∇MSE / MSE).
+LOG_EPS = 1e-4
+
+
+def log_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``log(MSE_i + LOG_EPS)`` (MSE of each sample over its other dims)."""
+    err = (pred - target).square().flatten(1).mean(dim=1)
+    return torch.log(err + LOG_EPS).mean()
 
 
 def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
@@ -117,6 +132,11 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
                            type=type(v) if v is not None else str)
     args = vars(p.parse_args(argv))
     args.pop("config", None)
+    # Checked here: the loss branches below would otherwise fall back to MSE on a typo.
+    if args["loss"] not in ("l1", "l2", "log_l2"):
+        raise SystemExit(f"loss must be l1, l2 or log_l2, not {args['loss']!r}")
+    if args["tone_loss"] not in ("mse", "log_mse"):
+        raise SystemExit(f"tone_loss must be mse or log_mse, not {args['tone_loss']!r}")
     args["config_file"] = known.config
     return args
 
@@ -250,7 +270,8 @@ def train_tone(model: torch.nn.Module, pairs: list, contexts: list[np.ndarray], 
             c = np.rot90(contexts[i], int(rng.integers(4)), axes=(-2, -1))
             cs[k] = c[..., ::-1] if rng.integers(2) else c
         pred = model.tone_curve(torch.from_numpy(xs), torch.from_numpy(cs))
-        loss = F.mse_loss(pred, torch.from_numpy(ys))
+        yt = torch.from_numpy(ys)
+        loss = log_mse(pred, yt) if cfg["tone_loss"] == "log_mse" else F.mse_loss(pred, yt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -414,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
                             else torch.float16, enabled=use_amp):
             pred = model(x, *extra)
         pred = pred.float()
-        loss = F.l1_loss(pred, y) if cfg["loss"] == "l1" else F.mse_loss(pred, y)
+        if cfg["loss"] == "log_l2":
+            loss = log_mse(pred, y)
+        else:
+            loss = F.l1_loss(pred, y) if cfg["loss"] == "l1" else F.mse_loss(pred, y)
         if cfg["ssim_weight"] > 0:
             loss = loss + cfg["ssim_weight"] * ssim_loss(pred, y)
         if tone_aux:
