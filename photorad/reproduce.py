@@ -436,6 +436,7 @@ def run(profile: str, *, out: str | os.PathLike = "results", work: str | os.Path
                        "command": shlex.join(_rel(a, root) for a in s.argv)}
               for s in todo if s.name != "report"}
     prev = _load_json(res / "steps.json") or {}
+    ran = [k for k, v in timing.items() if v["status"] != "pending"]
     for k, v in timing.items():  # keep timings of steps not re-run this time
         if v["status"] == "pending" and k in prev:
             timing[k] = prev[k]
@@ -452,7 +453,7 @@ def run(profile: str, *, out: str | os.PathLike = "results", work: str | os.Path
             raise ConfigError(f"cannot read expectation file {check}")
         violations = check_figures(metrics, expected_doc)
     _write_readme(res, profile=profile, seed=seed, metrics=metrics, timing=timing, total_s=total,
-                  root=root, expected=expected_doc, violations=violations)
+                  ran=ran, root=root, expected=expected_doc, violations=violations)
     from photorad.provenance import write_run_info
 
     write_run_info(res, {"profile": profile, "seed": seed, "out": _rel(str(out_p), root),
@@ -487,7 +488,7 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 
 def _write_readme(res: Path, *, profile: str, seed: int, metrics: Mapping[str, float],
-                  timing: Mapping[str, Any], total_s: float, root: Path,
+                  timing: Mapping[str, Any], total_s: float, ran: list[str], root: Path,
                   expected: Mapping[str, Any] | None, violations: list[Violation] | None) -> None:
     from photorad.provenance import git_sha, machine_info, package_versions
 
@@ -557,9 +558,13 @@ def _write_readme(res: Path, *, profile: str, seed: int, metrics: Mapping[str, f
         lines.append(f"| {name} | {t['status']} | {_fmt(t['wall_s'], 0)} | "
                      f"{_fmt(t.get('cpu_s'), 0)} | `{t['command']}` |")
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    lines += ["", f"Total wall time of this invocation: {total_s:.0f} s; load average at the end "
-              f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min; wall times grow with "
-              "other jobs on the machine, CPU seconds do not). `rectify` and `photos` run in "
+    # A run limited by --steps keeps the other steps' rows (and their outputs) from an earlier run.
+    earlier = [k for k in timing if k not in ran]
+    scope = (f" (steps run: {', '.join(ran) or 'none'}; the rows of "
+             f"{', '.join(earlier)} are from earlier invocations)" if earlier else "")
+    lines += ["", f"Total wall time of this invocation{scope}: {total_s:.0f} s; load average at "
+              f"the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min; wall times grow "
+              "with other jobs on the machine, CPU seconds do not). `rectify` and `photos` run in "
               "parallel with `pairs`/`train`/`quality`.", ""]
     mi = machine_info()
     vers = package_versions()

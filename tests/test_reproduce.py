@@ -106,6 +106,7 @@ def test_smoke_profile_end_to_end(tmp_path: Path) -> None:
     assert all(s["status"] == "ok" for s in res["steps"].values())
     readme = (out / "smoke" / "README.md").read_text()
     assert "Research use only" in readme and "## Environment" in readme and "| auroc | ok |" in readme
+    assert "earlier invocation" not in readme
     assert json.loads((out / "smoke" / "metrics.json").read_text())["figures"] == figs
 
     # The report step alone re-reads the outputs; a wrong expectation makes it fail loudly.
@@ -117,4 +118,7 @@ def test_smoke_profile_end_to_end(tmp_path: Path) -> None:
     right = tmp_path / "right.json"
     right.write_text(json.dumps(_expected(**{"quality.test.warp.psnr_db": (v, 0.01)})))
     run("smoke", out=out, work=work, steps=["report"], check=right, echo=lambda s: None)
+    # The step table keeps the earlier rows, and the report says they were not run this time.
+    readme = (out / "smoke" / "README.md").read_text()
+    assert "| auroc | ok |" in readme and "steps run: none; the rows of pairs, train" in readme
     assert PROFILES["smoke"].sample_data
