@@ -377,20 +377,25 @@ def test_train_context_model_smoke(tmp_path, sample_root) -> None:
     assert 0 < m2["step"] < 100000 and m2["train_cpu_seconds"] >= 3.0
 
 
-def test_train_tone_stage_smoke(tmp_path, sample_root) -> None:
-    # The tone-only stage fits the global branch on whole-image pixels before the patch
-    # training: on pairs whose degradation is a pure global tone curve, the tone branch alone
-    # must gain on val, and the run records it. A model without tone_curve is refused.
+def _tone_stage_cfg(tmp_path: Path, sample_root: Path, out: Path, **over: object) -> dict:
+    """A tiny gtunet_s run with a 150-step tone stage on fake tone-curve pairs."""
     pairs = tmp_path / "pairs"
     _fake_pairs(pairs, sample_root)
-    out = tmp_path / "run"
     cfg = {"model": "gtunet_s", "model_kwargs": {"widths": [8, 8, 16], "blocks": [1, 1, 1],
                                                  "cdf": True},
            "out": str(out), "pairs": str(pairs), "make_pairs": False, "patch": 48,
            "batch_size": 4, "steps": 10, "val_every": 10, "lr": 1e-3, "threads": 1,
            "progress": False, "max_minutes": 5.0, "tone_steps": 150, "tone_lr": 3e-3,
-           "tone_batch": 4, "tone_pixels": 512, "tone_val_every": 50, "tone_aux_weight": 1.0,
-           "global_lr_mult": 0.5}
+           "tone_batch": 4, "tone_pixels": 512, "tone_val_every": 50}
+    return {**cfg, **over}
+
+
+def test_train_tone_stage_smoke(tmp_path, sample_root) -> None:
+    # The tone-only stage fits the global branch on whole-image pixels before the patch
+    # training: on pairs whose degradation is a pure global tone curve, the tone branch alone
+    # must gain on val, and the run records it. A model without tone_curve is refused.
+    out = tmp_path / "run"
+    cfg = _tone_stage_cfg(tmp_path, sample_root, out, tone_aux_weight=1.0, global_lr_mult=0.5)
     cmd, env = _trainer(tmp_path, cfg)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -439,16 +444,8 @@ def test_log_mse_is_minus_mean_psnr_and_bad_loss_names_are_refused() -> None:
 
 def test_train_with_log_losses_smoke(tmp_path, sample_root) -> None:
     # The per-image log losses (mean PSNR, not pooled MSE) train the tone stage as well.
-    pairs = tmp_path / "pairs"
-    _fake_pairs(pairs, sample_root)
     out = tmp_path / "run"
-    cfg = {"model": "gtunet_s", "model_kwargs": {"widths": [8, 8, 16], "blocks": [1, 1, 1],
-                                                 "cdf": True},
-           "out": str(out), "pairs": str(pairs), "make_pairs": False, "patch": 48,
-           "batch_size": 4, "steps": 10, "val_every": 10, "lr": 1e-3, "threads": 1,
-           "progress": False, "max_minutes": 5.0, "tone_steps": 150, "tone_lr": 3e-3,
-           "tone_batch": 4, "tone_pixels": 512, "tone_val_every": 50,
-           "tone_loss": "log_mse", "loss": "log_l2"}
+    cfg = _tone_stage_cfg(tmp_path, sample_root, out, tone_loss="log_mse", loss="log_l2")
     cmd, env = _trainer(tmp_path, cfg)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
