@@ -44,7 +44,15 @@ import cv2
 import numpy as np
 
 from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
-from photorad.rectify.geometry import Quad, is_convex, order_corners, polygon_area, quad_size
+from photorad.rectify.geometry import (
+    Quad,
+    is_convex,
+    order_corners,
+    polygon_area,
+    quad_size,
+    scale_points,
+    unscale_points,
+)
 
 log = logging.getLogger(__name__)
 
@@ -893,11 +901,11 @@ def _trim_sides(
     for side in range(4):
         if sides[side].support < MIN_SIDE_SUPPORT:
             continue
-        work = (corners + 0.5) * s - 0.5
+        work = scale_points(corners, s)
         new = _trim_side(smooth, work, side, levels=_end_levels(smooth, work), strip=strip)
         if new is None:
             continue
-        full = (new + 0.5) / s - 0.5
+        full = unscale_points(new, s)
         low = MIN_DIM_EDGE_CONTRAST
         r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s),
                         min_contrast=low)
@@ -962,7 +970,7 @@ def _retry_unseen(
     only when the refined new side is a clear, straight step onto the viewport and the sides
     found before stay so: it cannot make a found image worse, only replace a guessed side.
     """
-    work = (corners + 0.5) * s - 0.5
+    work = scale_points(corners, s)
     for search in (_expand_side, _sweep_side):
         if search is _expand_side:
             new = _expand_side(smooth, tex, work, side, relaxed=True)
@@ -971,7 +979,7 @@ def _retry_unseen(
         if new is None or _aspect(new) > MAX_ASPECT:
             log.debug("retry side %d: no move (%s)", side, search.__name__)
             continue
-        full = (new + 0.5) / s - 0.5
+        full = unscale_points(new, s)
         # A dim band's border is a small step: accept it from a third of the usual contrast
         # (the outside must still be flat, and the step a straight line along most of the side).
         low = MIN_DIM_EDGE_CONTRAST
@@ -1137,13 +1145,13 @@ def detect(photo: np.ndarray) -> Quad:
         work = expand_sides(smooth, tex, cand.corners)
         if _aspect(work) > MAX_ASPECT:
             work = cand.corners
-        coarse = (work + 0.5) / s - 0.5
-        refined, support = refine_corners(photo, coarse, search_px=search)
+        coarse = unscale_points(work, s)
+        start = coarse
         if cand.split:
             # The opening that split the blob also moved its corners (a stub of the strip, a
             # dim image corner cut off): a wider first search, then the usual one.
-            wide, _ = refine_corners(photo, coarse, search_px=SPLIT_SEARCH_FACTOR * search)
-            refined, support = refine_corners(photo, wide, search_px=search)
+            start, _ = refine_corners(photo, coarse, search_px=SPLIT_SEARCH_FACTOR * search)
+        refined, support = refine_corners(photo, start, search_px=search)
         size = (max(cand.area, polygon_area(work)) / good[0].area) ** 0.25
         trials.append((cand.fill * support * size, cand, coarse, refined, support))
     _, best, coarse, refined, support = max(trials, key=lambda t: t[0])
@@ -1170,7 +1178,7 @@ def detect(photo: np.ndarray) -> Quad:
     if unseen and method == "contour+edges":
         # A side that the dim-band expansion moved out but that ends on no edge was moved
         # across a lighting gradient or glare halo: its blob position may be the real border.
-        blob = (best.corners + 0.5) / s - 0.5
+        blob = unscale_points(best.corners, s)
         for name in list(unseen):
             corners, sides, undone = _undo_expansion(photo, corners, sides, blob,
                                                      side=SIDE_NAMES.index(name), s=s)
@@ -1202,7 +1210,7 @@ def detect(photo: np.ndarray) -> Quad:
     score = float(np.clip(best.fill, 0, 1) * np.clip(0.5 + support, 0, 1))
     # A lit viewport is as good a quad as the image inside it; when two or more sides look like
     # the monitor's bezel, the quad may be the whole screen: say so rather than claim it.
-    bezel = _bezel_sides(smooth, (corners + 0.5) * s - 0.5)
+    bezel = _bezel_sides(smooth, scale_points(corners, s))
     screen_like = bezel if len(bezel) >= MIN_BEZEL_SIDES else []
     if split_only and (unseen or screen_like or method != "contour+edges"):
         raise NoScreenFoundError(_describe_failure(whole, stats, split=True))

@@ -90,6 +90,20 @@ def order_corners(points: np.ndarray | Any) -> np.ndarray:
     return np.roll(p, -start, axis=0)
 
 
+def scale_points(points: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+    """Points in an image resized by ``scale`` (per axis if an array), pixel centres at integers.
+
+    ``cv2.resize`` maps pixel centres as ``x' = (x + 0.5) · scale − 0.5``; a point that names a
+    pixel centre in one image names the same place in the other.
+    """
+    return (points + 0.5) * scale - 0.5
+
+
+def unscale_points(points: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+    """The inverse of :func:`scale_points`: ``x = (x' + 0.5) / scale − 0.5``."""
+    return (points + 0.5) / scale - 0.5
+
+
 def polygon_area(corners: np.ndarray) -> float:
     """Signed shoelace area; positive for TL, TR, BR, BL order in image coordinates (y down)."""
     x, y = corners[:, 0], corners[:, 1]

@@ -15,7 +15,14 @@ import cv2
 import numpy as np
 
 from photorad.errors import ImageTooSmallError, InvalidCornersError, UnsupportedImageError
-from photorad.rectify.geometry import Quad, quad_size, rect_corners, validate_corners
+from photorad.rectify.geometry import (
+    Quad,
+    quad_size,
+    rect_corners,
+    scale_points,
+    unscale_points,
+    validate_corners,
+)
 
 #: BT.601 luma weights (R, G, B), the same as ``cv2.COLOR_RGB2GRAY``.
 BT601 = (0.299, 0.587, 0.114)
@@ -139,7 +146,7 @@ def warp(
             g8 = cv2.cvtColor(np.ascontiguousarray(g8[..., :3]), cv2.COLOR_RGB2GRAY)
         grey = to_grey(g8) if g8.dtype != np.uint8 else g8.astype(np.float32) / 255.0
         grey = cv2.resize(grey, (ww // ix, hh // iy), interpolation=cv2.INTER_AREA)
-        src = (src + 0.5) / np.array([ix, iy]) - 0.5
+        src = unscale_points(src, np.array([ix, iy]))
         fx, fy = fx / ix, fy / iy
     else:
         grey = to_grey(crop)
@@ -149,8 +156,7 @@ def warp(
         small_h = max(1, round(grey.shape[0] / ky))
         sx, sy = small_w / grey.shape[1], small_h / grey.shape[0]
         grey = cv2.resize(grey, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        # cv2.resize maps pixel centres as x' = (x + 0.5) * s - 0.5.
-        src = (src + 0.5) * np.array([sx, sy]) - 0.5
+        src = scale_points(src, np.array([sx, sy]))
 
     h = homography(src, rect_corners(out_w, out_h))
     out = cv2.warpPerspective(
