@@ -107,6 +107,11 @@ def log_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.log(err + LOG_EPS).mean()
 
 
+# The values of the ``loss`` (patch stage) and ``tone_loss`` (tone stage) config keys.
+LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "log_l2": log_mse}
+TONE_LOSSES = {"mse": F.mse_loss, "log_mse": log_mse}
+
+
 def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("-c", "--config")
@@ -133,10 +138,10 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     args = vars(p.parse_args(argv))
     args.pop("config", None)
     # Checked here: the loss branches below would otherwise fall back to MSE on a typo.
-    if args["loss"] not in ("l1", "l2", "log_l2"):
-        raise SystemExit(f"loss must be l1, l2 or log_l2, not {args['loss']!r}")
-    if args["tone_loss"] not in ("mse", "log_mse"):
-        raise SystemExit(f"tone_loss must be mse or log_mse, not {args['tone_loss']!r}")
+    for key, allowed in (("loss", LOSSES), ("tone_loss", TONE_LOSSES)):
+        if args[key] not in allowed:
+            *head, last = allowed
+            raise SystemExit(f"{key} must be {', '.join(head)} or {last}, not {args[key]!r}")
     args["config_file"] = known.config
     return args
 
@@ -271,7 +276,7 @@ def train_tone(model: torch.nn.Module, pairs: list, contexts: list[np.ndarray], 
             cs[k] = c[..., ::-1] if rng.integers(2) else c
         pred = model.tone_curve(torch.from_numpy(xs), torch.from_numpy(cs))
         yt = torch.from_numpy(ys)
-        loss = log_mse(pred, yt) if cfg["tone_loss"] == "log_mse" else F.mse_loss(pred, yt)
+        loss = TONE_LOSSES[cfg["tone_loss"]](pred, yt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -435,10 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                             else torch.float16, enabled=use_amp):
             pred = model(x, *extra)
         pred = pred.float()
-        if cfg["loss"] == "log_l2":
-            loss = log_mse(pred, y)
-        else:
-            loss = F.l1_loss(pred, y) if cfg["loss"] == "l1" else F.mse_loss(pred, y)
+        loss = LOSSES[cfg["loss"]](pred, y)
         if cfg["ssim_weight"] > 0:
             loss = loss + cfg["ssim_weight"] * ssim_loss(pred, y)
         if tone_aux:
