@@ -4,9 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
+from photorad.data.paths import sample_dir
 from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
+from photorad.io import load_original
 from photorad.rectify import detect, warp
 from photorad.rectify.geometry import quad_size
+from photorad.simulate import simulate_photo
 from tests.test_rectify_synth import (
     dark_bottom_original,
     render_photo,
@@ -271,3 +274,17 @@ def test_toolbar_merged_image_without_clear_borders_is_refused() -> None:
                                  (-3.0 * ow, -0.5 - 0.07 * oh, 4.0 * ow, -0.5), 0.3, seed)
     with pytest.raises(NoScreenFoundError, match="toolbar"):
         detect(photo)
+
+
+@pytest.mark.parametrize(("name", "seed"), [("bus_0187-l", 0), ("bus_0187-l", 24),
+                                            ("bus_0987-r", 13)])
+def test_far_field_border_found_along_vanishing_lines(name: str, seed: int) -> None:
+    # Simulated `typical` photos of embedded BUS-BRA images whose far field ends in a faint
+    # border under a lighting gradient: the brightness blob stops at content inside the image
+    # and the per-profile searches do not find the border. The old detector left the bottom
+    # corners at the last bright content (flagged, corner errors 15–31 % of the diagonal); the
+    # sweep along lines through the bottom's vanishing point finds the faint step.
+    original = load_original(sample_dir() / "Images" / f"{name}.png")
+    res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
+    quad = detect(res.photo)
+    assert _worst_error_of_diag(quad.corners, res.corners) < 0.01

@@ -45,6 +45,7 @@ import numpy as np
 
 from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
 from photorad.rectify.geometry import (
+    FOCAL_FRACTION,
     Quad,
     is_convex,
     order_corners,
@@ -843,6 +844,8 @@ def _trim_side(smooth: np.ndarray, corners: np.ndarray, side: int, *,
     width = 4
     cs = np.concatenate([np.zeros((len(prof), 1)), np.cumsum(prof, axis=1)], axis=1)
     jv = np.arange(width + 3, len(steps) - width)
+    if len(jv) < 3:  # a side too short to hold a strip and a step
+        return None
     rise_step = (cs[:, jv + width] - cs[:, jv]) / width - (cs[:, jv] - cs[:, jv - width]) / width
     peak = np.zeros_like(rise_step, bool)
     mid = rise_step[:, 1:-1]
@@ -959,23 +962,183 @@ def _undo_expansion(
     return r2, sides2, True
 
 
+#: Half-width (working px) of the step measured across each candidate line of the vanishing sweep.
+VP_STEP_HALF = 3.0
+#: Samples along each candidate line (between 8 % and 92 % of its length).
+VP_SAMPLES = 64
+#: A step must exceed this many robust noise units of the sweep's step profile.
+VP_MIN_Z = 5.0
+#: Window beyond a candidate (working px outwards) that must be flat viewport.
+VP_BEYOND = (4, 14)
+#: In that window: largest step allowed, as a share of the candidate's step ...
+VP_MAX_BEYOND_STEP = 0.5
+#: ... texture at most this multiple of the viewport's beside the neighbouring sides ...
+VP_MAX_BEYOND_TEXTURE = 1.15
+#: ... and a level at most this far below the viewport's there: a darker outside is the bezel.
+VP_MAX_BEYOND_DROP = 0.06
+#: Inside the border lies image content: at least this multiple of the viewport's texture.
+VP_MIN_INSIDE_TEXTURE = 0.95
+#: Edge support a side placed by the vanishing sweep needs to count as found. Higher than
+#: :data:`MIN_SIDE_SUPPORT`: the sweep picks one of several straight steps (a text baseline
+#: inside the image is one), so the weakest confirmations stay flagged.
+VP_CONFIRM_SUPPORT = 0.6
+
+
+def _homog_line(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return np.cross(np.r_[p, 1.0], np.r_[q, 1.0])
+
+
+def _vanishing_point(corners: np.ndarray, side: int, shape: tuple[int, int]) -> np.ndarray:
+    """Homogeneous vanishing point of ``side`` and its opposite side, from the three others.
+
+    The two neighbouring sides meet at one vanishing point ``v1``; for a rectangle seen by a
+    camera with focal length ``f`` and principal point ``c`` (the photo centre), the other
+    vanishing point lies on the opposite side's line and satisfies ``v1ᵀ ω v2 = 0`` with ``ω``
+    the image of the absolute conic — one linear equation, so ``v2`` is that line's meet with
+    ``ω v1``. (Both may be points at infinity: parallel sides.)
+    """
+    h, w = shape
+    la = _homog_line(corners[(side - 1) % 4], corners[side])
+    lb = _homog_line(corners[(side + 1) % 4], corners[(side + 2) % 4])
+    lo = _homog_line(corners[(side + 2) % 4], corners[(side + 3) % 4])
+    v1 = np.cross(la, lb)
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    f = FOCAL_FRACTION * max(w, h)
+    omega = np.array([[1.0, 0.0, -cx], [0.0, 1.0, -cy], [-cx, -cy, cx * cx + cy * cy + f * f]])
+    return np.cross(lo, omega @ v1)
+
+
+def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
+                     side: int) -> np.ndarray | None:
+    """Outward search for the border of ``side`` along lines through its vanishing point.
+
+    For a side placed at the last visible content (its border as dark as the viewport, or the
+    blob cut along a contour inside the image), the three other sides fix the direction the
+    border must have in a rectangle seen in perspective (:func:`_vanishing_point`), so the search
+    is one-dimensional: the lines through that point, from the side's outer corner outwards.
+    Along each line the step across it (mean over :data:`VP_SAMPLES` points of the level
+    :data:`VP_STEP_HALF` px inside minus outside, as a median: glare on part of the line does not
+    count) is far above the per-pixel noise even for a faint border. The border is the first
+    (innermost) step that stands out of the profile's noise and beyond which lies flat viewport:
+    no further step, texture and level as outside the neighbouring sides (a darker outside is
+    the monitor's bezel, not the viewport). Returns new working corners or ``None``.
+    """
+    h, w = smooth.shape
+    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+    ca, cb = corners[side], corners[next_side]
+    ea, eb = ca - corners[prev_side], cb - corners[(side + 2) % 4]
+    la_len, lb_len = float(np.hypot(*ea)), float(np.hypot(*eb))
+    if min(la_len, lb_len) < 8.0:
+        return None
+    d = ea / la_len + eb / lb_len
+    d /= max(float(np.hypot(*d)), 1e-9)
+    v2 = _vanishing_point(corners, side, (h, w))
+    la = _homog_line(corners[prev_side], ca)
+    lb = _homog_line(cb, corners[(side + 2) % 4])
+    mid = (ca + cb) / 2.0
+
+    def t_of(p: np.ndarray) -> float:  # where the line through p and v2 crosses mid + t·d
+        line = np.cross(np.r_[p, 1.0], v2)
+        den = float(line[:2] @ d)
+        return float(-(line @ np.r_[mid, 1.0]) / den) if abs(den) > 1e-9 else 0.0
+
+    start = max(t_of(ca), t_of(cb)) - VP_BEYOND[0]
+    ts = start + np.arange(0.0, MAX_RETRY_EXPAND_FRACTION * 0.5 * (la_len + lb_len), 1.0)
+    lines = np.cross(np.c_[mid[None] + ts[:, None] * d[None], np.ones(len(ts))], v2[None])
+    pa, pb = np.cross(lines, la[None]), np.cross(lines, lb[None])
+    if np.any(np.abs(pa[:, 2]) < 1e-9) or np.any(np.abs(pb[:, 2]) < 1e-9):
+        return None
+    pa, pb = pa[:, :2] / pa[:, 2:3], pb[:, :2] / pb[:, 2:3]
+    u = np.linspace(0.08, 0.92, VP_SAMPLES)[None, :, None]
+    pts = pa[:, None] * (1 - u) + pb[:, None] * u  # (lines, samples, xy)
+    inside = np.all((pts[..., 0] >= 0) & (pts[..., 0] <= w - 1) & (pts[..., 1] >= 0)
+                    & (pts[..., 1] <= h - 1), axis=1)
+    n_in = int(np.argmin(inside)) if not inside.all() else len(ts)
+    if n_in < 3 * VP_BEYOND[1]:
+        return None
+    pts, pa, pb, ts = pts[:n_in], pa[:n_in], pb[:n_in], ts[:n_in]
+    e = (pb - pa) / np.maximum(np.linalg.norm(pb - pa, axis=1, keepdims=True), 1e-9)
+    nrm = np.c_[-e[:, 1], e[:, 0]]
+    nrm *= np.where(nrm @ d < 0, -1.0, 1.0)[:, None]  # outward
+    off = VP_STEP_HALF * nrm[:, None, :]
+    before = _sample_map(smooth, (pts - off)[..., 0], (pts - off)[..., 1])
+    after = _sample_map(smooth, (pts + off)[..., 0], (pts + off)[..., 1])
+    step = np.median(before - after, axis=1)
+    level = np.median(_sample_map(smooth, pts[..., 0], pts[..., 1]), axis=1)
+    texture = np.median(_sample_map(tex, pts[..., 0], pts[..., 1]), axis=1)
+    # The viewport beside the image: outside the two neighbouring sides, along their length.
+    normals = _outward_normals(corners)
+    vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 2.5, 1.0)[None, :, None]
+    along = np.linspace(0.05, 0.95, 40)[:, None, None]
+    flank = np.concatenate([
+        (corners[k][None, None] * (1 - along) + corners[(k + 1) % 4][None, None] * along
+         + vo * normals[k][2][None, None]).reshape(-1, 2)
+        for k in (prev_side, next_side)
+    ])
+    vp_level = float(np.median(_sample_map(smooth, flank[:, 0:1], flank[:, 1:2])))
+    vp_texture = float(np.median(_sample_map(tex, flank[:, 0:1], flank[:, 1:2])))
+    noise = 1.4826 * float(np.median(np.abs(step - np.median(step))))
+    b0, b1 = VP_BEYOND
+
+    def is_border(i: int) -> bool:
+        beyond, inside = slice(i + b0, i + b1), slice(max(0, i - b1), max(1, i - b0))
+        st = float(step[i])
+        return bool(
+            st >= step[i - 1] and st > step[i + 1]  # a peak of the step profile
+            and st >= max(MIN_DIM_EDGE_CONTRAST, VP_MIN_Z * noise)
+            and np.max(np.abs(step[beyond])) <= VP_MAX_BEYOND_STEP * st  # flat beyond
+            and np.median(texture[beyond]) <= VP_MAX_BEYOND_TEXTURE * vp_texture
+            and np.median(level[beyond]) >= vp_level - VP_MAX_BEYOND_DROP  # not the bezel
+            and np.median(texture[inside]) >= VP_MIN_INSIDE_TEXTURE * vp_texture  # content
+        )
+
+    for i in range(1, n_in - b1):
+        if not is_border(i):
+            continue
+        # Sub-sample peak of the step profile.
+        y0, y1, y2 = step[i - 1], step[i], step[i + 1]
+        den = y0 - 2 * y1 + y2
+        frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5)) if abs(den) > 1e-12 else 0.0
+        t = ts[i] + frac
+        c = mid + t * d
+        line = np.cross(np.r_[c, 1.0], v2)
+        direction = np.array([line[1], -line[0]])
+        direction /= max(float(np.hypot(*direction)), 1e-12)
+        new = _replace_side(corners, side, c, direction)
+        log.debug("vanishing sweep side %d: step %.4f (noise %.4f) at %.1f px out", side,
+                  step[i], noise, t - start - VP_BEYOND[0])
+        if new is None or not is_convex(new):
+            return None
+        return new
+    log.debug("vanishing sweep side %d: no border (noise %.4f)", side, noise)
+    return None
+
+
 def _retry_unseen(
     photo: np.ndarray, smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     sides: list[_Side], s: float, *, side: int,
 ) -> tuple[np.ndarray, list[_Side], bool]:
     """Second try for the one side without a clear edge, the three others being real edges.
 
-    The side is moved outwards in relaxed mode (see :func:`_expand_side`), and failing that by a
-    line-integrated sweep along the neighbouring sides (:func:`_sweep_side`); a move is kept
-    only when the refined new side is a clear, straight step onto the viewport and the sides
-    found before stay so: it cannot make a found image worse, only replace a guessed side.
+    The side is moved outwards in relaxed mode (see :func:`_expand_side`), failing that by a
+    line-integrated sweep along the neighbouring sides (:func:`_sweep_side`), and failing that
+    by a sweep along lines through the side's vanishing point (:func:`_vanishing_sweep`). A move
+    counts as finding the side only when the refined new side is a clear, straight step onto
+    the viewport (for the vanishing sweep with :data:`VP_CONFIRM_SUPPORT`) and the sides found
+    before stay so. A vanishing-sweep border that the refinement does not confirm is still kept
+    as the better guess — the side stays reported as not found (on simulated photos it moved
+    13 guessed sides closer to the truth for 1 it moved away, by 0.001 Jaccard) — with the
+    returned flag ``False``.
     """
     work = scale_points(corners, s)
-    for search in (_expand_side, _sweep_side):
+    guess = None
+    for search in (_expand_side, _sweep_side, _vanishing_sweep):
         if search is _expand_side:
             new = _expand_side(smooth, tex, work, side, relaxed=True)
-        else:
+        elif search is _sweep_side:
             new = _sweep_side(smooth, work, side)
+        else:
+            new = _vanishing_sweep(smooth, tex, work, side)
         if new is None or _aspect(new) > MAX_ASPECT:
             log.debug("retry side %d: no move (%s)", side, search.__name__)
             continue
@@ -988,11 +1151,16 @@ def _retry_unseen(
         r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
         lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
                    for old, nw in zip(sides, sides2, strict=True))
-        if not is_convex(r2) or lost or sides2[side].support < MIN_SIDE_SUPPORT:
+        need = VP_CONFIRM_SUPPORT if search is _vanishing_sweep else MIN_SIDE_SUPPORT
+        if not is_convex(r2) or lost or sides2[side].support < need:
             log.debug("retry side %d (%s): refined supports %s", side, search.__name__,
                       [round(sd.support, 2) for sd in sides2])
+            if search is _vanishing_sweep:
+                guess = full
             continue
         return r2, sides2, True
+    if guess is not None:
+        return guess, sides, False
     return corners, sides, False
 
 

@@ -18,6 +18,9 @@ from photorad.errors import InvalidCornersError
 
 #: Smallest accepted quad area, in photo pixels² (an 8×8 image region cannot be rectified).
 MIN_QUAD_AREA = 64.0
+#: Assumed phone focal length as a fraction of the photo's long side (≈ 26 mm equivalent main
+#: camera; principal point at the photo centre). Used where perspective geometry needs a camera.
+FOCAL_FRACTION = 0.8
 
 
 @dataclass(frozen=True, eq=False)

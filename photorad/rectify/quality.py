@@ -41,7 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from photorad.rectify.geometry import Quad, quad_size, validate_corners
+from photorad.rectify.geometry import FOCAL_FRACTION, Quad, quad_size, validate_corners
 
 #: (pass_if_at_most, warn_if_at_most) for "lower is better" checks; reversed for the others.
 THRESHOLDS: dict[str, tuple[float, float]] = {
@@ -54,8 +54,6 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
 HIGHER_IS_BETTER = {"exposure", "resolution"}
 #: Original size assumed when none is given (pixels, long side).
 NOMINAL_ORIGINAL_SIDE = 512
-#: Assumed focal length as a fraction of the photo's long side.
-FOCAL_FRACTION = 0.8
 #: A colour channel at or above this value counts as clipped.
 CLIP_LEVEL = 250
 #: Pixels sampled for the region statistics (strided, so clipped values stay exact).
