@@ -975,13 +975,9 @@ VP_MAX_BEYOND_STEP = 0.5
 #: ... texture at most this multiple of the viewport's beside the neighbouring sides ...
 VP_MAX_BEYOND_TEXTURE = 1.15
 #: ... and a level at most this far below the viewport's there: a darker outside is the bezel.
-VP_MAX_BEYOND_DROP = 0.06
+VP_MAX_BEYOND_DROP = 0.08
 #: Inside the border lies image content: at least this multiple of the viewport's texture.
 VP_MIN_INSIDE_TEXTURE = 0.95
-#: Edge support a side placed by the vanishing sweep needs to count as found. Higher than
-#: :data:`MIN_SIDE_SUPPORT`: the sweep picks one of several straight steps (a text baseline
-#: inside the image is one), so the weakest confirmations stay flagged.
-VP_CONFIRM_SUPPORT = 0.6
 
 
 def _homog_line(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -1094,6 +1090,15 @@ def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
 
     for i in range(1, n_in - b1):
         if not is_border(i):
+            if log.isEnabledFor(logging.DEBUG) and step[i] >= VP_MIN_Z * noise and (
+                    step[i] >= step[i - 1] and step[i] > step[i + 1]):
+                bey, ins = slice(i + b0, i + b1), slice(max(0, i - b1), max(1, i - b0))
+                log.debug("vanishing sweep side %d: step %.4f at %.1f px rejected (beyond: "
+                          "step %.2f, texture %.2f, level %+.3f; inside texture %.2f)", side,
+                          step[i], ts[i] - start - b0, np.max(np.abs(step[bey])) / step[i],
+                          np.median(texture[bey]) / vp_texture,
+                          np.median(level[bey]) - vp_level,
+                          np.median(texture[ins]) / vp_texture)
             continue
         # Sub-sample peak of the step profile.
         y0, y1, y2 = step[i - 1], step[i], step[i + 1]
@@ -1120,18 +1125,19 @@ def _retry_unseen(
 ) -> tuple[np.ndarray, list[_Side], bool]:
     """Second try for the one side without a clear edge, the three others being real edges.
 
-    The side is moved outwards in relaxed mode (see :func:`_expand_side`), failing that by a
-    line-integrated sweep along the neighbouring sides (:func:`_sweep_side`), and failing that
-    by a sweep along lines through the side's vanishing point (:func:`_vanishing_sweep`). A move
-    counts as finding the side only when the refined new side is a clear, straight step onto
-    the viewport (for the vanishing sweep with :data:`VP_CONFIRM_SUPPORT`) and the sides found
-    before stay so. A vanishing-sweep border that the refinement does not confirm is still kept
-    as the better guess — the side stays reported as not found (on simulated photos it moved
-    13 guessed sides closer to the truth for 1 it moved away, by 0.001 Jaccard) — with the
-    returned flag ``False``.
+    The side is moved outwards in relaxed mode (see :func:`_expand_side`), and failing that by a
+    line-integrated sweep along the neighbouring sides (:func:`_sweep_side`); such a move counts
+    as finding the side only when the refined new side is a clear, straight step onto the
+    viewport and the sides found before stay so: it cannot make a found image worse, only
+    replace a guessed side. Failing both, a sweep along lines through the side's vanishing point
+    (:func:`_vanishing_sweep`) places the side where it finds a border, refined when the
+    refinement agrees; that border is only a better guess (it can be a straight step inside the
+    image, such as a text baseline), so the side stays reported as not found and the returned
+    flag is ``False``. On simulated photos (typical and hard, seeds 0 and 1, 800 in all) the
+    sweep, here and for two unfound sides in :func:`detect`, moved guessed sides closer to the
+    truth on 56 photos and farther on 10 (by 0.011 Jaccard on average).
     """
     work = scale_points(corners, s)
-    guess = None
     for search in (_expand_side, _sweep_side, _vanishing_sweep):
         if search is _expand_side:
             new = _expand_side(smooth, tex, work, side, relaxed=True)
@@ -1151,16 +1157,16 @@ def _retry_unseen(
         r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
         lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
                    for old, nw in zip(sides, sides2, strict=True))
-        need = VP_CONFIRM_SUPPORT if search is _vanishing_sweep else MIN_SIDE_SUPPORT
-        if not is_convex(r2) or lost or sides2[side].support < need:
+        confirmed = is_convex(r2) and not lost and sides2[side].support >= MIN_SIDE_SUPPORT
+        if search is _vanishing_sweep:
+            # The sweep picks one of several straight steps, and the refinement confirming it is
+            # no proof against a wrong pick: the border is kept as the better guess, flagged.
+            return (r2 if confirmed else full), sides, False
+        if not confirmed:
             log.debug("retry side %d (%s): refined supports %s", side, search.__name__,
                       [round(sd.support, 2) for sd in sides2])
-            if search is _vanishing_sweep:
-                guess = full
             continue
         return r2, sides2, True
-    if guess is not None:
-        return guess, sides, False
     return corners, sides, False
 
 
@@ -1364,6 +1370,14 @@ def detect(photo: np.ndarray) -> Quad:
             support = float(np.mean([sd.support for sd in sides]))
             retried = unseen[0]
             unseen = []
+    elif len(unseen) == 2 and method == "contour+edges":
+        # Two unfound sides: each is moved to the border the vanishing sweep finds, as a better
+        # guess only — both stay reported as not found (see the note above).
+        for name in unseen:
+            side = SIDE_NAMES.index(name)
+            new = _vanishing_sweep(smooth, tex, scale_points(corners, s), side)
+            if new is not None and _aspect(new) <= MAX_ASPECT:
+                corners = unscale_points(new, s)
     if method == "contour+edges":
         # A found side may be the bezel's edge beyond a strip of viewport or toolbar.
         corners, sides = _trim_sides(photo, smooth, corners, sides, s)
