@@ -108,8 +108,6 @@ BLUR_MIN_SIDE_SUPPORT = 0.7
 BLUR_MIN_FOUND_SIDES = 4
 #: How much wider the blurred-photo fallback's wide first search is.
 BLUR_WIDE_SEARCH_FACTOR = 4.0
-#: Smallest step accepted by the blurred photo's retry of its one unfound side.
-BLUR_RETRY_CONTRAST = MIN_EDGE_CONTRAST
 #: Parallel profiles averaged into one by the blurred-photo measure (:func:`_blur_profiles`).
 BLUR_TANGENT_LINES = 5
 #: Reach of the blurred-photo measure's profiles on either side of the edge, in blur scales.
@@ -1025,8 +1023,7 @@ def _undo_expansion(
 
 def _retry_unseen(
     photo: np.ndarray, smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
-    sides: list[_Side], s: float, *, side: int, blur_px: float = 0.0,
-    found_at: float = MIN_SIDE_SUPPORT, low: float = MIN_DIM_EDGE_CONTRAST,
+    sides: list[_Side], s: float, *, side: int,
 ) -> tuple[np.ndarray, list[_Side], bool]:
     """Second try for the one side without a clear edge, the three others being real edges.
 
@@ -1034,9 +1031,6 @@ def _retry_unseen(
     line-integrated sweep along the neighbouring sides (:func:`_sweep_side`); a move is kept
     only when the refined new side is a clear, straight step onto the viewport and the sides
     found before stay so: it cannot make a found image worse, only replace a guessed side.
-    ``blur_px``, ``found_at`` and ``low`` are the edge measure's blur scale (:func:`_refine`),
-    the side support that counts as found and the smallest step accepted (a dim band's border
-    is a small step).
     """
     work = scale_points(corners, s)
     for search in (_expand_side, _sweep_side):
@@ -1048,16 +1042,15 @@ def _retry_unseen(
             log.debug("retry side %d: no move (%s)", side, search.__name__)
             continue
         full = unscale_points(new, s)
-        # A dim band's border is a small step: by default accept it from a third of the usual
-        # contrast (the outside must still be flat, and the step a straight line along most of
-        # the side).
+        # A dim band's border is a small step: accept it from a third of the usual contrast
+        # (the outside must still be flat, and the step a straight line along most of the side).
+        low = MIN_DIM_EDGE_CONTRAST
         r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s),
-                        min_contrast=low, blur_px=blur_px)
-        r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low,
-                             blur_px=blur_px)
-        lost = any(old.support >= found_at > nw.support
+                        min_contrast=low)
+        r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
+        lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
                    for old, nw in zip(sides, sides2, strict=True))
-        if not is_convex(r2) or lost or sides2[side].support < found_at:
+        if not is_convex(r2) or lost or sides2[side].support < MIN_SIDE_SUPPORT:
             log.debug("retry side %d (%s): refined supports %s", side, search.__name__,
                       [round(sd.support, 2) for sd in sides2])
             continue
@@ -1106,8 +1099,9 @@ def _blur_pass(
     factor) is refined with the blurred-photo measure (:func:`_refine` with ``blur_px``) at each
     of :data:`BLUR_SCALES_WORK_PX`; the best rectangularity × support × size wins, as in the
     sharp pass, but a trial with four found sides (support ≥ :data:`BLUR_MIN_SIDE_SUPPORT`)
-    beats one with three. Returns (candidate, coarse corners, refined corners, blur scale in photo
-    px), or None when no trial has three found sides.
+    beats one with three. Each trial starts with a normal and with a
+    :data:`BLUR_WIDE_SEARCH_FACTOR` × wider first search. Returns (candidate, coarse corners,
+    refined corners, blur scale in photo px), or None when no trial has three found sides.
     """
     search = max(6.0, FIRST_SEARCH_WORK_PX / s)
     best: tuple[tuple[int, float], _Candidate, np.ndarray, np.ndarray, float] | None = None
@@ -1126,8 +1120,8 @@ def _blur_pass(
         found = sum(sd.support >= BLUR_MIN_SIDE_SUPPORT for sd in sides)
         if found < 3 or not is_convex(r2):
             continue
-        # Four found sides beat three (the one unfound side gets a retry, and the quad is
-        # kept only with all four found).
+        # Four found sides beat three. (A trial with three is kept only so that detect can
+        # say that the photo is blurred and one border is not clear: it is never returned.)
         score = (found, cand.fill * support * size)
         if best is None or score > best[0]:
             best = (score, cand, coarse, r2, blur)
@@ -1297,9 +1291,9 @@ def detect(photo: np.ndarray) -> Quad:
     # visible content. Say so, and do not claim more than even odds.
     found_at = MIN_SIDE_SUPPORT if blur == 0.0 else BLUR_MIN_SIDE_SUPPORT
     unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < found_at]
-    # The repairs below measure edges with the sharp measure: on a blurred photo they would
-    # judge every side unfound, so a blurred photo's quad keeps its blur-measured sides (and an
-    # unfound side stays flagged).
+    # The repairs below measure edges with the sharp measure, which cannot place a blurred
+    # photo's borders: a quad from the blurred-photo fallback is kept only with its four
+    # blur-measured sides found (below), and is not repaired.
     sharp = blur == 0.0
     if unseen and method == "contour+edges" and sharp:
         # A side that the dim-band expansion moved out but that ends on no edge was moved
@@ -1312,16 +1306,6 @@ def detect(photo: np.ndarray) -> Quad:
                 unseen.remove(name)
         support = float(np.mean([sd.support for sd in sides]))
     retried = ""
-    if len(unseen) == 1 and method == "contour+edges" and not sharp:
-        # The same second search for a blurred photo's one unfound side, with the blurred
-        # measure and its stricter support (and the usual smallest step: blur hides no step).
-        corners, sides, moved = _retry_unseen(
-            photo, smooth, tex, corners, sides, s, side=SIDE_NAMES.index(unseen[0]),
-            blur_px=blur, found_at=BLUR_MIN_SIDE_SUPPORT, low=BLUR_RETRY_CONTRAST)
-        if moved:
-            support = float(np.mean([sd.support for sd in sides]))
-            retried = unseen[0]
-            unseen = []
     if len(unseen) == 1 and method == "contour+edges" and sharp:
         # The one side without a clear step, the three others being clear edges, gets a second
         # search. (Retrying each of two unfound sides put a second, invisible border on a
