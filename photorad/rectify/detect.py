@@ -1143,9 +1143,10 @@ def _dedupe(cands: list[_Candidate], *, tol: float = 4.0) -> list[_Candidate]:
 
 
 _BLURRED_REASON = (
-    "screen edges not visible: the photo is blurred (out of focus or shaken) and not all four "
-    "borders of the image are clear straight edges on a dark background; hold the phone still, "
-    "tap to focus on the image and retake the photo, or give the corners by hand"
+    "screen edges not visible: not all four borders of the image are clear straight edges on "
+    "a dark background, even allowing for blur (an out-of-focus or shaken photo, a faint image "
+    "border, or the whole lit screen?); hold the phone still and tap to focus on the image, "
+    "raise the window level, or give the corners by hand"
 )
 
 
