@@ -95,6 +95,24 @@ SPLIT_FRACTION = 0.04
 SPLIT_SEARCH_FACTOR = 4.0
 
 _SMOOTH = np.array([[0.25, 0.5, 0.25]], dtype=np.float32)
+#: Blur scales (σ of the matched low-pass, working px) tried by the fallback for photos whose
+#: borders the sharp measure cannot place (:func:`_blur_pass`): defocus and camera shake spread a
+#: border over several pixels, and the sharp measure's 3-tap derivative then peaks on noise.
+BLUR_SCALES_WORK_PX = (0.75, 1.5, 3.0)
+#: Smallest side support for a side of a blurred photo's quad to count as found: the blurred
+#: measure averages and low-passes, so a bright/dim boundary inside the image can line up over
+#: half of a side; weaker evidence than this is reported as not found.
+BLUR_MIN_SIDE_SUPPORT = 0.7
+#: Found sides needed for a quad from the blurred-photo fallback: all four. It runs where the
+#: first pass saw no clear edges at all, and with a side guessed there the quad was mostly wrong
+#: on simulated hard photos (a UI panel, the lit screen, half the image).
+BLUR_MIN_FOUND_SIDES = 4
+#: How much wider the blurred-photo fallback's wide first search is.
+BLUR_WIDE_SEARCH_FACTOR = 4.0
+#: Parallel profiles averaged into one by the blurred-photo measure (:func:`_blur_profiles`).
+BLUR_TANGENT_LINES = 5
+#: Reach of the blurred-photo measure's profiles on either side of the edge, in blur scales.
+BLUR_REACH = 4.0
 
 
 @dataclass(frozen=True)
@@ -340,12 +358,48 @@ class _Side:
     contrast: float  # median inside − outside step of the profiles with a clear step
 
 
+def _blur_profiles(
+    photo: np.ndarray, base: np.ndarray, u: np.ndarray, n: np.ndarray, offs: np.ndarray,
+    *, blur_px: float, spacing: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Profiles across a side for a blurred photo: (smoothed profiles, unsmoothed profiles).
+
+    Each profile is the mean of :data:`BLUR_TANGENT_LINES` parallel profiles spread along the
+    side (up to ±0.4 × the profile spacing, at most ±``blur_px``), which averages camera noise
+    without mixing in distant parts of a bent side; the smoothed profiles are then low-passed
+    across the side with a Gaussian of σ = ``blur_px``: a matched filter for a border blurred
+    about that much, whose derivative peak then stands above the noise.
+    """
+    half = min(0.4 * spacing, blur_px)
+    tan = np.linspace(-half, half, BLUR_TANGENT_LINES)
+    pts = base[:, None, :] + tan[None, :, None] * u[None, None, :]  # (P, T, 2)
+    xs = pts[..., 0:1] + offs[None, None, :] * n[0]
+    ys = pts[..., 1:2] + offs[None, None, :] * n[1]
+    p, t = pts.shape[:2]
+    raw = _sample_grey(photo, xs.reshape(p * t, -1), ys.reshape(p * t, -1))
+    raw = raw.reshape(p, t, -1).mean(axis=1)
+    sig = blur_px / float(offs[1] - offs[0])
+    ksize = 2 * int(np.ceil(3.0 * sig)) + 1
+    g = cv2.getGaussianKernel(ksize, sig).astype(np.float32).reshape(1, -1)
+    smooth = cv2.filter2D(raw, -1, g, borderType=cv2.BORDER_REPLICATE)
+    return smooth, raw
+
+
 def _refine(
     photo: np.ndarray, corners: np.ndarray, *, search_px: float, n_profiles: int = N_PROFILES,
-    min_contrast: float = MIN_EDGE_CONTRAST,
+    min_contrast: float = MIN_EDGE_CONTRAST, blur_px: float = 0.0,
 ) -> tuple[np.ndarray, list[_Side]]:
-    """:func:`refine_corners` with per-side support and contrast (sides TL-TR, TR-BR, BR-BL, BL-TL)."""
+    """:func:`refine_corners` with per-side support and contrast (sides TL-TR, TR-BR, BR-BL, BL-TL).
+
+    With ``blur_px`` > 0 (the fallback for blurred photos, :func:`_blur_pass`) each profile
+    reaches at least :data:`BLUR_REACH` × ``blur_px`` out, is averaged along the side and
+    low-passed at that scale (:func:`_blur_profiles`), and the fitted line accepts profiles up to
+    ``blur_px`` / 2 farther away (a blurred border's derivative peak is broad). ``blur_px`` = 0
+    is the ordinary, sharp measure.
+    """
     centre = corners.mean(axis=0)
+    if blur_px > 0:
+        search_px = max(search_px, BLUR_REACH * blur_px)
     step = max(search_px / 24.0, 0.25)
     offs = np.arange(-search_px, search_px + step / 2, step)
     lines = []
@@ -361,10 +415,15 @@ def _refine(
         # Stay clear of the corners, where the neighbouring edge would disturb the profile.
         ts = np.linspace(0.08, 0.92, n_profiles)
         base = a[None, :] + ts[:, None] * e[None, :]
-        xs = base[:, 0:1] + offs[None, :] * n[0]
-        ys = base[:, 1:2] + offs[None, :] * n[1]
-        prof = _sample_grey(photo, xs, ys)
-        prof = cv2.filter2D(prof, -1, _SMOOTH, borderType=cv2.BORDER_REPLICATE)
+        if blur_px > 0:
+            prof, raw = _blur_profiles(photo, base, u, n, offs, blur_px=blur_px,
+                                       spacing=0.84 * length / max(n_profiles - 1, 1))
+        else:
+            xs = base[:, 0:1] + offs[None, :] * n[0]
+            ys = base[:, 1:2] + offs[None, :] * n[1]
+            prof = _sample_grey(photo, xs, ys)
+            prof = cv2.filter2D(prof, -1, _SMOOTH, borderType=cv2.BORDER_REPLICATE)
+            raw = prof
         deriv = np.gradient(prof, axis=1)  # inside (negative offs) → outside: bright → dark
         neg = -deriv
         k = np.argmax(neg, axis=1)
@@ -373,7 +432,9 @@ def _refine(
         contrast = inner - outer
         # Outside a displayed image lies the flat viewport; an "edge" inside image content has
         # texture on both sides.
-        outer_std = np.std(prof[:, -len(offs) // 6 :], axis=1)
+        # (For a blurred photo on the tangentially averaged but not low-passed profile: the
+        # low-pass would make texture look flat.)
+        outer_std = np.std(raw[:, -len(offs) // 6 :], axis=1)
         peak = neg[np.arange(n_profiles), k]
         ok = (
             (contrast > min_contrast)
@@ -400,7 +461,8 @@ def _refine(
         lines.append((c, d))
         # Support: profiles with a clear step within a fixed distance of the fitted line.
         res = np.abs((pts[ok] - c) @ np.array([-d[1], d[0]]))
-        supports.append(_Side(float(np.sum(res <= 1.0 + 0.002 * length)) / n_profiles,
+        tol = 1.0 + 0.002 * length + 0.5 * blur_px
+        supports.append(_Side(float(np.sum(res <= tol)) / n_profiles,
                               float(np.median(contrast[ok]))))
     refined = corners.copy()
     for i in range(4):
@@ -1202,6 +1264,44 @@ def _bezel_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
     return out
 
 
+def _blur_pass(
+    photo: np.ndarray, starts: list[tuple[_Candidate, np.ndarray, float]], s: float
+) -> tuple[_Candidate, np.ndarray, np.ndarray, float] | None:
+    """Fallback refinement for a blurred photo, when no candidate passed the sharp measure.
+
+    Every candidate's coarse quad (``starts``: candidate, coarse corners in photo px, size
+    factor) is refined with the blurred-photo measure (:func:`_refine` with ``blur_px``) at each
+    of :data:`BLUR_SCALES_WORK_PX`; the best rectangularity × support × size wins, as in the
+    sharp pass, but a trial with four found sides (support ≥ :data:`BLUR_MIN_SIDE_SUPPORT`)
+    beats one with three. Each trial starts with a normal and with a
+    :data:`BLUR_WIDE_SEARCH_FACTOR` × wider first search. Returns (candidate, coarse corners,
+    refined corners, blur scale in photo px), or None when no trial has three found sides.
+    """
+    search = max(6.0, FIRST_SEARCH_WORK_PX / s)
+    best: tuple[tuple[int, float], _Candidate, np.ndarray, np.ndarray, float] | None = None
+    trials = [(c, coarse, size, scale, wide) for c, coarse, size in starts
+              for scale in BLUR_SCALES_WORK_PX for wide in (1.0, BLUR_WIDE_SEARCH_FACTOR)]
+    for cand, coarse, size, scale, wide in trials:
+        blur = scale / s
+        # A blurred photo's blob can end well inside the image (a dim band, a glare halo): a
+        # first search that also reaches farther, then two normal ones from where it ended.
+        r2, _ = _refine(photo, coarse, search_px=wide * search, blur_px=blur)
+        for _ in range(2):
+            r2, sides = _refine(photo, r2, search_px=max(3.0, 1.5 / s), blur_px=blur)
+        support = float(np.mean([sd.support for sd in sides]))
+        log.debug("blur pass σ=%.1f px, search × %g: supports %s", blur, wide,
+                  [round(sd.support, 2) for sd in sides])
+        found = sum(sd.support >= BLUR_MIN_SIDE_SUPPORT for sd in sides)
+        if found < 3 or not is_convex(r2):
+            continue
+        # Four found sides beat three. (A trial with three is kept only so that detect can
+        # say that the photo is blurred and one border is not clear: it is never returned.)
+        score = (found, cand.fill * support * size)
+        if best is None or score > best[0]:
+            best = (score, cand, coarse, r2, blur)
+    return None if best is None else best[1:]
+
+
 def _aspect(corners: np.ndarray) -> float:
     w, h = quad_size(corners)
     return max(w, h) / max(min(w, h), 1e-9)
@@ -1214,6 +1314,14 @@ def _dedupe(cands: list[_Candidate], *, tol: float = 4.0) -> list[_Candidate]:
         if all(np.abs(c.corners - o.corners).max() > tol for o in out):
             out.append(c)
     return out
+
+
+_BLURRED_REASON = (
+    "screen edges not visible: not all four borders of the image are clear straight edges on "
+    "a dark background, even allowing for blur (an out-of-focus or shaken photo, a faint image "
+    "border, or the whole lit screen?); hold the phone still and tap to focus on the image, "
+    "raise the window level, or give the corners by hand"
+)
 
 
 def _describe_failure(
@@ -1327,17 +1435,25 @@ def detect(photo: np.ndarray) -> Quad:
             start, _ = refine_corners(photo, coarse, search_px=SPLIT_SEARCH_FACTOR * search)
         refined, support = refine_corners(photo, start, search_px=search)
         size = (max(cand.area, polygon_area(work)) / good[0].area) ** 0.25
-        trials.append((cand.fill * support * size, cand, coarse, refined, support))
-    _, best, coarse, refined, support = max(trials, key=lambda t: t[0])
+        trials.append((cand.fill * support * size, cand, coarse, refined, support, size))
+    _, best, coarse, refined, support, _ = max(trials, key=lambda t: t[0])
     if support < MIN_SUPPORT and split_only:
         raise NoScreenFoundError(_describe_failure(whole, stats, split=True))
+    # Blur scale of the edge measure: 0 (sharp) unless the fallback for blurred photos is needed.
+    # It runs only when no candidate passed, so photos detected before do not change.
+    blur = 0.0
+    if support < MIN_SUPPORT:
+        found = _blur_pass(photo, [(t[1], t[2], t[5]) for t in trials], s)
+        if found is not None:
+            best, coarse, refined, blur = found
+            support = MIN_SUPPORT  # recomputed below
     if support < MIN_SUPPORT:
         raise NoScreenFoundError(
             "screen edges not visible: a candidate image area was found but its borders are not "
             "clear straight edges on a dark background (glare, blur, or an image that fades into "
             "the background?); retake the photo or give the corners by hand"
         )
-    refined, sides = _refine(photo, refined, search_px=max(3.0, 1.5 / s))
+    refined, sides = _refine(photo, refined, search_px=max(3.0, 1.5 / s), blur_px=blur)
     support = float(np.mean([sd.support for sd in sides]))
     method = "contour+edges"
     corners = refined if support >= MIN_SUPPORT else coarse
@@ -1348,8 +1464,13 @@ def detect(photo: np.ndarray) -> Quad:
     # A side without a clear step along it was placed from the coarse blob: typically an image
     # border as dark as the viewport (ultrasound far field), where the quad ends at the last
     # visible content. Say so, and do not claim more than even odds.
-    unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < MIN_SIDE_SUPPORT]
-    if unseen and method == "contour+edges":
+    found_at = MIN_SIDE_SUPPORT if blur == 0.0 else BLUR_MIN_SIDE_SUPPORT
+    unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < found_at]
+    # The repairs below measure edges with the sharp measure, which cannot place a blurred
+    # photo's borders: a quad from the blurred-photo fallback is kept only with its four
+    # blur-measured sides found (below), and is not repaired.
+    sharp = blur == 0.0
+    if unseen and method == "contour+edges" and sharp:
         # A side that the dim-band expansion moved out but that ends on no edge was moved
         # across a lighting gradient or glare halo: its blob position may be the real border.
         blob = unscale_points(best.corners, s)
@@ -1360,7 +1481,7 @@ def detect(photo: np.ndarray) -> Quad:
                 unseen.remove(name)
         support = float(np.mean([sd.support for sd in sides]))
     retried = ""
-    if len(unseen) == 1 and method == "contour+edges":
+    if len(unseen) == 1 and method == "contour+edges" and sharp:
         # The one side without a clear step, the three others being clear edges, gets a second
         # search. (Retrying each of two unfound sides put a second, invisible border on a
         # slanted low-contrast line on simulated photos: an unflagged wrong side.)
@@ -1370,7 +1491,7 @@ def detect(photo: np.ndarray) -> Quad:
             support = float(np.mean([sd.support for sd in sides]))
             retried = unseen[0]
             unseen = []
-    elif len(unseen) == 2 and method == "contour+edges":
+    elif len(unseen) == 2 and method == "contour+edges" and sharp:
         # Two unfound sides: each is moved to the border the vanishing sweep finds, as a better
         # guess only — both stay reported as not found (see the note above).
         for name in unseen:
@@ -1378,7 +1499,7 @@ def detect(photo: np.ndarray) -> Quad:
             new = _vanishing_sweep(smooth, tex, scale_points(corners, s), side)
             if new is not None and _aspect(new) <= MAX_ASPECT:
                 corners = unscale_points(new, s)
-    if method == "contour+edges":
+    if method == "contour+edges" and sharp:
         # A found side may be the bezel's edge beyond a strip of viewport or toolbar.
         corners, sides = _trim_sides(photo, smooth, corners, sides, s)
         if best.split:
@@ -1396,6 +1517,13 @@ def detect(photo: np.ndarray) -> Quad:
     screen_like = bezel if len(bezel) >= MIN_BEZEL_SIDES else []
     if split_only and (unseen or screen_like or method != "contour+edges"):
         raise NoScreenFoundError(_describe_failure(whole, stats, split=True))
+    # The blurred-photo fallback, like the split one, answers only with four clear sides, and
+    # not when even one side looks like the bezel: a lit viewport's four edges onto the bezel
+    # are as clear as an image's once blur is averaged out (one side rising beyond is enough
+    # doubt here, where the first pass saw no clear edge at all).
+    if blur > 0.0 and (len(unseen) > 4 - BLUR_MIN_FOUND_SIDES or bezel
+                       or method != "contour+edges"):
+        raise NoScreenFoundError(_BLURRED_REASON)
     if unseen or screen_like:
         score = min(score, UNSEEN_SIDE_SCORE)
     log.debug("detect: %s score %.3f support %.2f", method, score, support)
@@ -1415,5 +1543,6 @@ def detect(photo: np.ndarray) -> Quad:
             "edges_not_found": unseen,
             "screen_edge_sides": screen_like,
             "retried_side": retried,
+            "blur_px": round(blur, 2),
         },
     )
