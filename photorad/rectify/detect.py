@@ -18,9 +18,11 @@ bezel. :func:`detect` works in two passes:
    step that the dim-band expansion had moved out is put back on the blob's side if it is found
    there. A single side still without a clear step gets a second, relaxed outward search (and
    failing that a line-integrated sweep along its two neighbouring sides) that is kept only if
-   it ends on a real edge. A found side whose outside is darker than the viewport beside the image is
-   taken for the bezel's edge beyond a strip of viewport or toolbar and moved in to the image's
-   own border (:func:`_trim_side`). A side that remains without a clear step is reported in
+   it ends on a real edge; failing both, a sweep along lines through the side's vanishing point
+   (fixed by the three found sides and a typical phone camera) moves it to a faint border as a
+   better guess that stays reported as not found (so do two unfound sides). A found side whose
+   outside is darker than the viewport beside the image is taken for the bezel's edge beyond a
+   strip of viewport or toolbar and moved in to the image's own border (:func:`_trim_side`). A side that remains without a clear step is reported in
    ``Quad.details["edges_not_found"]`` (its border is probably as dark as the viewport, so the
    corners there sit at the last visible content) and caps the score at 0.5.
 
@@ -30,6 +32,11 @@ image: it is reported in ``Quad.details["screen_edge_sides"]`` and caps the scor
 When every blob holding the image runs off the photo (the image merged with a toolbar that does),
 the blobs are opened with a kernel wider than such strips and the freed blobs are tried as a
 fallback, kept only when all four sides are clear edges.
+
+When no candidate has clear edges at all, every candidate is measured again with edge profiles
+averaged along the side and low-passed across it at three blur scales (defocus, camera shake); such
+a quad is kept only with all four sides found and no side like the bezel (``details["blur_px"]``
+gives the scale used, 0 for the ordinary measure).
 
 When nothing plausible is found, :class:`~photorad.errors.NoScreenFoundError` says why, in words a
 person can act on.
@@ -1389,8 +1396,9 @@ def detect(photo: np.ndarray) -> Quad:
         ``side_contrast`` (top, right, bottom, left), ``edges_not_found`` (names of the sides
         without a clear straight step onto the viewport), ``screen_edge_sides`` (when two or
         more sides look like a monitor's bezel with brighter surroundings beyond, their names:
-        the quad may be the whole lit screen, not the image; the score is then at most 0.5) and
-        ``retried_side`` (the side placed by the relaxed retry, or "").
+        the quad may be the whole lit screen, not the image; the score is then at most 0.5),
+        ``retried_side`` (the side placed by the relaxed retry, or "") and ``blur_px`` (the blur
+        scale of the edge measure in photo px: 0 unless the blurred-photo fallback was needed).
 
     Raises
     ------
