@@ -288,3 +288,33 @@ def test_far_field_border_found_along_vanishing_lines(name: str, seed: int) -> N
     res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
     quad = detect(res.photo)
     assert _worst_error_of_diag(quad.corners, res.corners) < 0.01
+
+
+@pytest.mark.parametrize(("name", "seed"), [("bus_0855-r", 1), ("bus_0987-r", 3)])
+def test_boundary_inside_image_is_flagged(name: str, seed: int) -> None:
+    # Simulated `typical` photos whose image has a crisp, straight bright/dim boundary: the
+    # quad ends there (Jaccard ≈ 0.58–0.66), every edge test passes, and the old detector
+    # returned it without a warning. The image's left and right borders run on past the bottom
+    # corners, so the bottom must be reported as possibly inside the image.
+    from photorad.rectify import quality
+
+    original = load_original(sample_dir() / "Images" / f"{name}.png")
+    res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
+    quad = detect(res.photo)
+    assert quad.details["inner_sides"] == ["bottom"]
+    assert quad.score <= 0.5
+    check = quality(res.photo, quad).checks["edges"]
+    assert check.status == "warn" and "inside the image" in check.note
+
+
+@pytest.mark.parametrize(("name", "seed"), [("bus_0604-r", 12), ("bus_0187-l", 12)])
+def test_retried_side_on_viewport_edge_is_flagged(name: str, seed: int) -> None:
+    # Simulated `typical` photos whose image bottom is as dark as the viewport: the relaxed retry
+    # moved the bottom on to the next clear straight step, the viewport's edge onto the bezel
+    # (Jaccard ≈ 0.88), and the old detector reported it as found. The image's left and right
+    # borders end before the new bottom corners, so the bottom must be reported as not found.
+    original = load_original(sample_dir() / "Images" / f"{name}.png")
+    res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
+    quad = detect(res.photo)
+    assert quad.details["edges_not_found"] == ["bottom"]
+    assert quad.score <= 0.5
