@@ -318,3 +318,30 @@ def test_retried_side_on_viewport_edge_is_flagged(name: str, seed: int) -> None:
     quad = detect(res.photo)
     assert quad.details["edges_not_found"] == ["bottom"]
     assert quad.score <= 0.5
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_lit_screen_in_dim_room_is_flagged(seed: int) -> None:
+    # As test_lit_screen_taken_for_image_is_flagged, but the room beyond the bezel is as dark as
+    # the bezel, so nothing brighter lies beyond the quad and the bezel test is silent: the old
+    # detector returned the lit screen with a score of 0.98 and no warning. Just inside its
+    # sides lies flat viewport, as flat as outside: it must be reported (score ≤ 0.5).
+    from photorad.rectify import quality
+
+    truth = skewed_corners(seed=seed, skew=0.03)
+    screen = np.full((240, 320), 0.35, np.float32)
+    screen[60:200, 110:230] += 0.04 * (textured_original(140, 120, seed=seed) - 0.5)
+    photo = render_photo(screen, truth, seed=seed, viewport_pad=0.02, bezel=0.03,
+                         bezel_level=0.03)
+    centre = truth.mean(axis=0)
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(centre + 1.07 * (truth - centre)).astype(np.int32), 1)
+    room = np.random.default_rng(seed).normal(0.03, 0.01, photo.shape[:2])
+    room = np.clip(np.rint(room * 255), 0, 255).astype(np.uint8)
+    photo[mask == 0] = room[mask == 0][:, None]
+    quad = detect(photo)
+    assert quad.details["screen_edge_sides"] == []
+    assert len(quad.details["background_inside_sides"]) >= 2
+    assert quad.score <= 0.5
+    check = quality(photo, quad).checks["edges"]
+    assert check.status == "warn" and "viewer background" in check.note

@@ -1386,18 +1386,20 @@ def _faded_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
 #: the neighbouring sides' mean length (at least :data:`FLAT_MIN_DEPTH_PX` working px).
 FLAT_DEPTH_FRACTION = 0.06
 FLAT_MIN_DEPTH_PX = 8.0
-#: Largest ratio of the texture (local standard deviation) just inside a side to the texture
-#: just outside its two neighbours at the same depth for the side to count as having flat
-#: background inside: on simulated photos (seed 1) the second-lowest ratio of a correct
-#: unflagged quad was ≥ 1.5 (ultrasound speckle inside, flat viewport beside), and ≤ 0.8 on
-#: unflagged quads that were the lit viewport or took in a viewport panel.
+#: Largest ratio of the texture (local standard deviation) just inside a side to the texture of
+#: the ring just outside the quad for the side to count as having flat background inside. On
+#: simulated photos (typical and hard, seed 1) the second-lowest ratio of a correct quad not
+#: flagged otherwise was ≥ 1.97 (ultrasound speckle inside, flat viewport outside), and ≤ 0.94
+#: on the unflagged quads that were the lit viewport or took in a viewport panel.
 MAX_FLAT_INSIDE_RATIO = 1.2
 #: Sides with flat background inside from which a quad is reported (one can be a dark image
 #: border, or UI chrome beside a side).
 MIN_FLAT_INSIDE_SIDES = 2
+#: Working-image level from which a pixel counts as clipped: a saturated image is flat too.
+FLAT_CLIP_LEVEL = 0.9
 
 
-def _flat_inside_sides(tex: np.ndarray, corners: np.ndarray) -> list[str]:
+def _flat_inside_sides(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray) -> list[str]:
     """Sides just inside which the photo is as flat as outside the quad: viewer background.
 
     Just inside a displayed image's border lies ultrasound speckle, just outside it the flat
@@ -1405,33 +1407,34 @@ def _flat_inside_sides(tex: np.ndarray, corners: np.ndarray) -> list[str]:
     :func:`_bezel_sides` cannot see) or that takes in a viewport panel beside the image has flat
     background just inside its sides instead. For each side (``corners`` in working px) the
     median texture of a strip 3 px to :data:`FLAT_DEPTH_FRACTION` of the neighbouring sides'
-    length inside it is compared with the texture 5–10 px outside the two neighbouring sides
-    over the same depth (what lies beside the image there); a side is listed when the ratio is
-    at most :data:`MAX_FLAT_INSIDE_RATIO`.
+    length inside it (clipped pixels left out; a side mostly clipped is not judged) is compared
+    with the median texture 5–10 px outside all four sides (a ring, so that UI text or a glare
+    edge beside one corner does not set the reference); a side is listed when the ratio is at
+    most :data:`MAX_FLAT_INSIDE_RATIO`, the quad when :data:`MIN_FLAT_INSIDE_SIDES` are.
     """
     normals = _outward_normals(corners)
     vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 0.5, 1.0)
     ts = np.linspace(0.1, 0.9, 24)
-    out = []
+    strips, ring = [], []
     for side in range(4):
-        prev_side, next_side = (side - 1) % 4, (side + 1) % 4
         a, _, n = normals[side]
-        b = corners[next_side]
-        la = float(np.hypot(*(a - corners[prev_side])))
+        b = corners[(side + 1) % 4]
+        la = float(np.hypot(*(a - corners[(side - 1) % 4])))
         lb = float(np.hypot(*(b - corners[(side + 2) % 4])))
         depth = np.arange(3.0, max(FLAT_MIN_DEPTH_PX, FLAT_DEPTH_FRACTION * 0.5 * (la + lb)), 1.0)
         base = a[None, :] + ts[:, None] * (b - a)[None, :]
-        inner = (base[:, None, :] - depth[None, :, None] * n[None, None, :]).reshape(-1, 2)
-        beside = []
-        for corner, far, nb in ((a, corners[prev_side], prev_side),
-                                (b, corners[(side + 2) % 4], next_side)):
-            e = (far - corner) / max(float(np.hypot(*(far - corner))), 1e-9)
-            q = (corner[None, None, :] + depth[None, :, None] * e[None, None, :]
-                 + vo[:, None, None] * normals[nb][2][None, None, :])
-            beside.append(q.reshape(-1, 2))
-        pts = np.concatenate([inner, *beside])
-        v = _sample_map(tex, pts[:, 0:1], pts[:, 1:2])[:, 0]
-        ratio = float(np.median(v[: len(inner)]) / max(float(np.median(v[len(inner):])), 1e-6))
+        strips.append((base[:, None, :] - depth[None, :, None] * n[None, None, :]).reshape(-1, 2))
+        ring.append((base[:, None, :] + vo[None, :, None] * n[None, None, :]).reshape(-1, 2))
+    ring_pts = np.concatenate(ring)
+    ref = float(np.median(_sample_map(tex, ring_pts[:, 0:1], ring_pts[:, 1:2])))
+    out = []
+    for side, pts in enumerate(strips):
+        level = _sample_map(smooth, pts[:, 0:1], pts[:, 1:2])[:, 0]
+        texture = _sample_map(tex, pts[:, 0:1], pts[:, 1:2])[:, 0]
+        unclipped = level < FLAT_CLIP_LEVEL
+        if unclipped.mean() < 0.5:
+            continue
+        ratio = float(np.median(texture[unclipped])) / max(ref, 1e-6)
         log.debug("flat inside side %d: texture ratio %.2f", side, ratio)
         if ratio <= MAX_FLAT_INSIDE_RATIO:
             out.append(SIDE_NAMES[side])
@@ -1707,7 +1710,7 @@ def detect(photo: np.ndarray) -> Quad:
     unseen = [name for name in SIDE_NAMES if name in unseen or name in faded]
     # Flat background just inside two or more sides: the quad takes in the viewer background.
     # (Not judged on a quad from the blurred-photo fallback: blur that strong flattens speckle.)
-    flat_inside = _flat_inside_sides(tex, work) if sharp else []
+    flat_inside = _flat_inside_sides(smooth, tex, work) if sharp else []
     if unseen or screen_like or continued or flat_inside:
         score = min(score, UNSEEN_SIDE_SCORE)
     log.debug("detect: %s score %.3f support %.2f", method, score, support)
