@@ -126,8 +126,11 @@ FLAG_SCORE = 0.5
 
 def is_flagged(details: dict[str, Any], score: float) -> bool:
     """Whether ``detect`` told the user to check the corners: a side not found, a quad that may
-    be the whole screen (both make the quality report's ``edges`` check warn), or a low score."""
+    be the whole screen, a side that seems to lie inside the image, viewer background just
+    inside two or more sides (all four make the quality report's ``edges`` check warn), or a
+    low score."""
     return bool(details.get("edges_not_found") or details.get("screen_edge_sides")
+                or details.get("inner_sides") or details.get("background_inside_sides")
                 or score < FLAG_SCORE)
 
 

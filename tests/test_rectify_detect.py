@@ -288,3 +288,60 @@ def test_far_field_border_found_along_vanishing_lines(name: str, seed: int) -> N
     res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
     quad = detect(res.photo)
     assert _worst_error_of_diag(quad.corners, res.corners) < 0.01
+
+
+@pytest.mark.parametrize(("name", "seed"), [("bus_0855-r", 1), ("bus_0987-r", 3)])
+def test_boundary_inside_image_is_flagged(name: str, seed: int) -> None:
+    # Simulated `typical` photos whose image has a crisp, straight bright/dim boundary: the
+    # quad ends there (Jaccard ≈ 0.58–0.66), every edge test passes, and the old detector
+    # returned it without a warning. The image's left and right borders run on past the bottom
+    # corners, so the bottom must be reported as possibly inside the image.
+    from photorad.rectify import quality
+
+    original = load_original(sample_dir() / "Images" / f"{name}.png")
+    res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
+    quad = detect(res.photo)
+    assert quad.details["inner_sides"] == ["bottom"]
+    assert quad.score <= 0.5
+    check = quality(res.photo, quad).checks["edges"]
+    assert check.status == "warn" and "inside the image" in check.note
+
+
+@pytest.mark.parametrize(("name", "seed"), [("bus_0604-r", 12), ("bus_0187-l", 12)])
+def test_retried_side_on_viewport_edge_is_flagged(name: str, seed: int) -> None:
+    # Simulated `typical` photos whose image bottom is as dark as the viewport: the relaxed retry
+    # moved the bottom on to the next clear straight step, the viewport's edge onto the bezel
+    # (Jaccard ≈ 0.88), and the old detector reported it as found. The image's left and right
+    # borders end before the new bottom corners, so the bottom must be reported as not found.
+    original = load_original(sample_dir() / "Images" / f"{name}.png")
+    res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
+    quad = detect(res.photo)
+    assert quad.details["edges_not_found"] == ["bottom"]
+    assert quad.score <= 0.5
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_lit_screen_in_dim_room_is_flagged(seed: int) -> None:
+    # As test_lit_screen_taken_for_image_is_flagged, but the room beyond the bezel is as dark as
+    # the bezel, so nothing brighter lies beyond the quad and the bezel test is silent: the old
+    # detector returned the lit screen with a score of 0.98 and no warning. Just inside its
+    # sides lies flat viewport, as flat as outside: it must be reported (score ≤ 0.5).
+    from photorad.rectify import quality
+
+    truth = skewed_corners(seed=seed, skew=0.03)
+    screen = np.full((240, 320), 0.35, np.float32)
+    screen[60:200, 110:230] += 0.04 * (textured_original(140, 120, seed=seed) - 0.5)
+    photo = render_photo(screen, truth, seed=seed, viewport_pad=0.02, bezel=0.03,
+                         bezel_level=0.03)
+    centre = truth.mean(axis=0)
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(centre + 1.07 * (truth - centre)).astype(np.int32), 1)
+    room = np.random.default_rng(seed).normal(0.03, 0.01, photo.shape[:2])
+    room = np.clip(np.rint(room * 255), 0, 255).astype(np.uint8)
+    photo[mask == 0] = room[mask == 0][:, None]
+    quad = detect(photo)
+    assert quad.details["screen_edge_sides"] == []
+    assert len(quad.details["background_inside_sides"]) >= 2
+    assert quad.score <= 0.5
+    check = quality(photo, quad).checks["edges"]
+    assert check.status == "warn" and "viewer background" in check.note

@@ -123,3 +123,35 @@ def test_screen_like_quad_warns_and_says_why() -> None:
     rep = quality(photo, Quad(corners, score=0.5, method="contour+edges", details=both))
     assert rep["edges"].value == 3
     assert "bottom edge" in rep["edges"].note and "whole screen" in rep["edges"].note
+
+
+def test_inner_side_quad_warns_and_says_why() -> None:
+    # detect's "side inside the image" report (the image's borders run on past the side's
+    # corners) makes the edges check warn with four sides found, and the note says what to do.
+    from photorad.rectify.geometry import Quad
+
+    photo, corners = _photo()
+    details = {"edges_not_found": [], "screen_edge_sides": [], "inner_sides": ["bottom"]}
+    rep = quality(photo, Quad(corners, score=0.5, method="contour+edges", details=details))
+    assert rep["edges"].status == "warn" and rep["edges"].value == 4
+    note = rep["edges"].note
+    assert "bottom edge may lie inside the image" in note and "by hand" in note
+    assert "whole screen" not in note
+    # Without the key (older details) nothing changes.
+    del details["inner_sides"]
+    rep = quality(photo, Quad(corners, score=0.9, method="contour+edges", details=details))
+    assert rep["edges"].status == "pass"
+
+
+def test_background_inside_quad_warns_and_says_why() -> None:
+    # detect's "viewer background inside" report makes the edges check warn with four sides
+    # found, and the note names the sides and says what to check.
+    from photorad.rectify.geometry import Quad
+
+    photo, corners = _photo()
+    details = {"edges_not_found": [], "screen_edge_sides": [], "inner_sides": [],
+               "background_inside_sides": ["left", "bottom"]}
+    rep = quality(photo, Quad(corners, score=0.5, method="contour+edges", details=details))
+    assert rep["edges"].status == "warn" and rep["edges"].value == 4
+    note = rep["edges"].note
+    assert "viewer background" in note and "left and bottom" in note and "by hand" in note

@@ -1271,6 +1271,183 @@ def _bezel_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
     return out
 
 
+#: Distance (working px) past a corner where :func:`_continued_sides` starts: beyond the blur of
+#: the corner itself.
+CONT_START_PX = 5.0
+#: Lengths of the extensions of the neighbouring sides judged by :func:`_continued_sides`, as
+#: fractions of the neighbouring side's length (the false side can lie near the real border or
+#: far from it, so the longest extension along which the border continues counts).
+CONT_FRACTIONS = (0.1, 0.2, 0.3)
+#: Half-distance (working px) across an extended side line at which its step is measured.
+CONT_HALF_PX = 3.0
+#: Smallest step (median along the extension) across both neighbouring side lines extended past
+#: a side's corners for the side to be taken for a boundary inside the image. On simulated
+#: photos (typical and hard, seed 1) it was at most 0.0062 on every correct quad not flagged
+#: otherwise, and 0.014 or more on the quads where it fired (all but one with Jaccard < 0.9).
+MIN_CONTINUATION_STEP = 0.012
+#: Share of an extension that must lie inside the photo for it to be judged.
+CONT_MIN_INSIDE = 0.8
+
+
+def _continuation_step(smooth: np.ndarray, corner: np.ndarray, far: np.ndarray,
+                       normal: np.ndarray) -> float:
+    """Step across the line ``far`` → ``corner`` extended past ``corner`` (NaN: not judged).
+
+    The step is the median, along the extension, of the level :data:`CONT_HALF_PX` px on the
+    quad's side of the line minus the level as far on the other side (``normal`` points away
+    from the quad); the largest over the extension lengths :data:`CONT_FRACTIONS` is returned.
+    Past a real corner both sides of the extended line are viewport (no step); past a side that
+    is a bright/dim boundary inside the image, the image's own border runs on along the line.
+    """
+    h, w = smooth.shape
+    e = corner - far
+    length = float(np.hypot(*e))
+    if length < 8.0:
+        return float("nan")
+    e = e / length
+    t = np.arange(CONT_START_PX, CONT_START_PX + max(CONT_FRACTIONS) * length, 1.0)
+    pts = corner[None, :] + t[:, None] * e[None, :]
+    m = 3.0 * CONT_HALF_PX  # the samples reach this far across the line
+    ok = (pts[:, 0] >= m) & (pts[:, 0] <= w - 1 - m) & (pts[:, 1] >= m) & (pts[:, 1] <= h - 1 - m)
+    # Level at -1, +1 and +3 half-distances across the line: the step across the line minus
+    # the step across a parallel line farther out, so that a lighting gradient (glare centred on
+    # the image, vignetting), which steps both alike, cancels.
+    k = np.array([-1.0, 1.0, 3.0]) * CONT_HALF_PX
+    both = (pts[None, :, :] + k[:, None, None] * normal[None, None, :]).reshape(-1, 2)
+    v = _sample_map(smooth, both[:, 0:1], both[:, 1:2])[:, 0].reshape(3, len(pts))
+    diff = (v[0] - v[1]) - (v[1] - v[2])
+    best = float("nan")
+    for frac in CONT_FRACTIONS:
+        sel = t < CONT_START_PX + frac * length
+        if ok[sel].mean() < CONT_MIN_INSIDE:
+            continue  # mostly off the photo: not judged at this length
+        med = float(np.median(diff[sel & ok]))
+        best = med if np.isnan(best) else max(best, med)
+    return best
+
+
+def _continued_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
+    """Sides past whose two corners the neighbouring sides' borders run on: inside the image.
+
+    A crisp, straight bright/dim boundary inside an ultrasound image (the end of a bright tissue
+    band, a dim far field) passes every edge test of a border, but the image's own left and
+    right borders go on past it. Both neighbouring lines (``corners`` in working px) must show a
+    step of at least :data:`MIN_CONTINUATION_STEP` (:func:`_continuation_step`): a step on one
+    alone can be glare or a UI edge.
+    """
+    normals = _outward_normals(corners)
+    out = []
+    for side in range(4):
+        prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+        steps = (
+            _continuation_step(smooth, corners[side], corners[prev_side], normals[prev_side][2]),
+            _continuation_step(smooth, corners[next_side], corners[(side + 2) % 4],
+                               normals[next_side][2]),
+        )
+        log.debug("continuation of side %d: %.4f / %.4f", side, *steps)
+        if all(not np.isnan(st) and st >= MIN_CONTINUATION_STEP for st in steps):
+            out.append(SIDE_NAMES[side])
+    return out
+
+
+#: Stretch of a side's neighbouring sides next to its corners judged by :func:`_faded_sides`, as
+#: fractions of the neighbouring side's length from its far corner.
+CORNER_SPAN = (0.85, 0.97)
+#: Largest step across both neighbouring sides near a side's corners for the side's corners to
+#: count as not lying on the image's borders. On simulated photos (seed 1) a correct quad had a
+#: step ≥ 0.012 on at least one neighbour near every corner pair, except two whose bottom was
+#: placed by the relaxed retry (Jaccard 0.906 and 0.963).
+MAX_CORNER_STEP = 0.01
+
+
+def _faded_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
+    """Sides near whose two corners neither neighbouring side is a border any more.
+
+    When the image's border is as dark as the viewport, a retry can place the side on another
+    straight step beyond it (the viewport's edge onto the bezel) and find it there; the image's
+    own left and right borders then end before the new corners, so across the neighbouring
+    sides near those corners (:data:`CORNER_SPAN`) there is no step. The step is measured like
+    :func:`_continuation_step` (gradient-corrected, median of 12 points); a side is listed when
+    it is below :data:`MAX_CORNER_STEP` on both neighbours: its real border was not found.
+    """
+    normals = _outward_normals(corners)
+    k = np.array([-1.0, 1.0, 3.0]) * CONT_HALF_PX
+    ts = np.linspace(CORNER_SPAN[0], CORNER_SPAN[1], 12)
+    out = []
+    for side in range(4):
+        prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+        steps = []
+        for corner, far, nb in ((corners[side], corners[prev_side], prev_side),
+                                (corners[next_side], corners[(side + 2) % 4], next_side)):
+            pts = far[None, :] + ts[:, None] * (corner - far)[None, :]
+            q = (pts[None, :, :] + k[:, None, None] * normals[nb][2][None, None, :]).reshape(-1, 2)
+            v = _sample_map(smooth, q[:, 0:1], q[:, 1:2])[:, 0].reshape(3, len(ts))
+            steps.append(float(np.median((v[0] - v[1]) - (v[1] - v[2]))))
+        log.debug("corner steps of side %d: %.4f / %.4f", side, *steps)
+        if max(steps) < MAX_CORNER_STEP:
+            out.append(SIDE_NAMES[side])
+    return out
+
+
+#: Depth of the strip just inside a side judged by :func:`_flat_inside_sides`, as a fraction of
+#: the neighbouring sides' mean length (at least :data:`FLAT_MIN_DEPTH_PX` working px).
+FLAT_DEPTH_FRACTION = 0.06
+FLAT_MIN_DEPTH_PX = 8.0
+#: Largest ratio of the texture (local standard deviation) just inside a side to the texture of
+#: the ring just outside the quad for the side to count as having flat background inside. On
+#: simulated photos (typical and hard, seed 1) the second-lowest ratio of a correct quad not
+#: flagged otherwise was ≥ 1.97 (ultrasound speckle inside, flat viewport outside), and ≤ 0.94
+#: on the unflagged quads that were the lit viewport or took in a viewport panel.
+MAX_FLAT_INSIDE_RATIO = 1.2
+#: Sides with flat background inside from which a quad is reported (one can be a dark image
+#: border, or UI chrome beside a side).
+MIN_FLAT_INSIDE_SIDES = 2
+#: Working-image level from which a pixel counts as clipped: a saturated image is flat too.
+FLAT_CLIP_LEVEL = 0.9
+
+
+def _flat_inside_sides(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray) -> list[str]:
+    """Sides just inside which the photo is as flat as outside the quad: viewer background.
+
+    Just inside a displayed image's border lies ultrasound speckle, just outside it the flat
+    viewport. A quad that is the lit viewport (the monitor's edges onto a dim room, which
+    :func:`_bezel_sides` cannot see) or that takes in a viewport panel beside the image has flat
+    background just inside its sides instead. For each side (``corners`` in working px) the
+    median texture of a strip 3 px to :data:`FLAT_DEPTH_FRACTION` of the neighbouring sides'
+    length inside it (clipped pixels left out; a side mostly clipped is not judged) is compared
+    with the median texture 5–10 px outside all four sides (a ring, so that UI text or a glare
+    edge beside one corner does not set the reference); a side is listed when the ratio is at
+    most :data:`MAX_FLAT_INSIDE_RATIO`, the quad when :data:`MIN_FLAT_INSIDE_SIDES` are.
+    """
+    normals = _outward_normals(corners)
+    vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 0.5, 1.0)
+    ts = np.linspace(0.1, 0.9, 24)
+    strips, ring = [], []
+    for side in range(4):
+        a, _, n = normals[side]
+        b = corners[(side + 1) % 4]
+        la = float(np.hypot(*(a - corners[(side - 1) % 4])))
+        lb = float(np.hypot(*(b - corners[(side + 2) % 4])))
+        depth = np.arange(3.0, max(FLAT_MIN_DEPTH_PX, FLAT_DEPTH_FRACTION * 0.5 * (la + lb)), 1.0)
+        base = a[None, :] + ts[:, None] * (b - a)[None, :]
+        strips.append((base[:, None, :] - depth[None, :, None] * n[None, None, :]).reshape(-1, 2))
+        ring.append((base[:, None, :] + vo[None, :, None] * n[None, None, :]).reshape(-1, 2))
+    ring_pts = np.concatenate(ring)
+    ref = float(np.median(_sample_map(tex, ring_pts[:, 0:1], ring_pts[:, 1:2])))
+    out = []
+    for side, pts in enumerate(strips):
+        level = _sample_map(smooth, pts[:, 0:1], pts[:, 1:2])[:, 0]
+        texture = _sample_map(tex, pts[:, 0:1], pts[:, 1:2])[:, 0]
+        unclipped = level < FLAT_CLIP_LEVEL
+        if unclipped.mean() < 0.5:
+            continue
+        ratio = float(np.median(texture[unclipped])) / max(ref, 1e-6)
+        log.debug("flat inside side %d: texture ratio %.2f", side, ratio)
+        if ratio <= MAX_FLAT_INSIDE_RATIO:
+            out.append(SIDE_NAMES[side])
+    return out if len(out) >= MIN_FLAT_INSIDE_SIDES else []
+
+
 def _blur_pass(
     photo: np.ndarray, starts: list[tuple[_Candidate, np.ndarray, float]], s: float
 ) -> tuple[_Candidate, np.ndarray, np.ndarray, float] | None:
@@ -1532,7 +1709,17 @@ def detect(photo: np.ndarray) -> Quad:
     if blur > 0.0 and (len(unseen) > 4 - BLUR_MIN_FOUND_SIDES or bezel
                        or method != "contour+edges"):
         raise NoScreenFoundError(_BLURRED_REASON)
-    if unseen or screen_like:
+    # A side past whose corners the image's own borders run on is a boundary inside the image.
+    work = scale_points(corners, s)
+    continued = _continued_sides(smooth, work)
+    # A side whose corners the image's borders do not reach was placed beyond the real border
+    # (which was not seen): report it as not found.
+    faded = _faded_sides(smooth, work)
+    unseen = [name for name in SIDE_NAMES if name in unseen or name in faded]
+    # Flat background just inside two or more sides: the quad takes in the viewer background.
+    # (Not judged on a quad from the blurred-photo fallback: blur that strong flattens speckle.)
+    flat_inside = _flat_inside_sides(smooth, tex, work) if sharp else []
+    if unseen or screen_like or continued or flat_inside:
         score = min(score, UNSEEN_SIDE_SCORE)
     log.debug("detect: %s score %.3f support %.2f", method, score, support)
     return Quad(
@@ -1550,6 +1737,8 @@ def detect(photo: np.ndarray) -> Quad:
             },
             "edges_not_found": unseen,
             "screen_edge_sides": screen_like,
+            "inner_sides": continued,
+            "background_inside_sides": flat_inside,
             "retried_side": retried,
             "blur_px": round(blur, 2),
         },

@@ -25,7 +25,10 @@ report's overall status is the worst of them. The thresholds and why they are wh
     placed at the last visible content. Pass with 4, warn otherwise (with the side named). Also
     warn when ``detect`` reports that the quad may be the whole lit screen rather than the image
     (``details["screen_edge_sides"]``: a thin dark band, then brighter surroundings, beyond two
-    or more sides).
+    or more sides), or that a side seems to lie inside the image (``details["inner_sides"]``:
+    the image's borders on either side run on past its corners), or that the quad takes in
+    viewer background (``details["background_inside_sides"]``: as flat just inside two or more
+    sides as outside the quad).
 ``resolution`` — photo pixels per original pixel along the image's worse axis. Sampling theory
     asks for ≥ 2 camera pixels per displayed pixel to resolve it (and to keep the pixel grid's
     moiré above the image band); below 1 the photo cannot hold the original's detail.
@@ -248,6 +251,8 @@ def _edges_check(quad: Any) -> Check | None:
         return None
     unseen = list(details["edges_not_found"])
     screen = list(details.get("screen_edge_sides", []))
+    inner = list(details.get("inner_sides", []))
+    background = list(details.get("background_inside_sides", []))
     notes = []
     if unseen:
         sides = " and ".join(unseen)
@@ -262,6 +267,21 @@ def _edges_check(quad: Any) -> Check | None:
             f"the detected area may be the whole screen rather than the displayed image (beyond "
             f"its {sides} edges lies a thin dark band and then something brighter, like a "
             "monitor's bezel and the room): check the corners, or give them by hand"
+        )
+    if inner:
+        sides = " and ".join(inner)
+        notes.append(
+            f"the detected {sides} edge may lie inside the image (the image's borders on either "
+            "side run on past its corners, e.g. a bright band ending above a dim part of the "
+            "image): check the corners, raise the window level so that the whole image is "
+            "clearly brighter than the background, or give the corners by hand"
+        )
+    if background:
+        sides = " and ".join(background)
+        notes.append(
+            f"the detected area may take in viewer background or be the whole screen (just "
+            f"inside its {sides} edges the photo is as flat as outside them, not image "
+            "content): check the corners, or give them by hand"
         )
     if not notes:
         return Check(4.0, "pass", "sides found")
