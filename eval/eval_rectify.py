@@ -21,8 +21,9 @@ on the photo and compared with the ground-truth corners:
   and next to them the same figures restricted to photos whose four borders are visible.
 
 * honesty: a detected quad is *bad* when its Jaccard index is below ``BAD_JACCARD`` (0.9) and
-  *flagged* when ``detect`` warned (``edges_not_found`` or ``screen_edge_sides`` non-empty — the
-  quality report's ``edges`` check then warns — or a score below 0.5); the summary counts bad
+  *flagged* when ``detect`` warned (``edges_not_found``, ``screen_edge_sides``, ``inner_sides`` or
+  ``background_inside_sides`` non-empty — the quality report's ``edges`` check then warns — or a
+  score below 0.5); the summary counts bad
   quads that are not flagged (wrong answers given silently) and good quads that are (false
   alarms).
 
@@ -161,6 +162,9 @@ def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
         method=quad.method,
         edges_not_found=" ".join(quad.details.get("edges_not_found", [])),
         screen_edge_sides=" ".join(quad.details.get("screen_edge_sides", [])),
+        inner_sides=" ".join(quad.details.get("inner_sides", [])),
+        background_inside_sides=" ".join(quad.details.get("background_inside_sides", [])),
+        blur_px=quad.details.get("blur_px", 0.0),
         retried_side=quad.details.get("retried_side", ""),
         flagged=int(is_flagged(quad.details, quad.score)),
         **{f"err{k}_pct": round(float(e), 4) for k, e in enumerate(err)},
@@ -367,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                     if p != "real_photos" and "share_edges_visible" in s) + ".",
         "",
         f"Bad quad: detected with Jaccard < {BAD_JACCARD}; good quad: Jaccard ≥ {BAD_JACCARD}. "
-        "Flagged: `edges_not_found` or `screen_edge_sides` non-empty (the quality report's "
+        "Flagged: `edges_not_found`, `screen_edge_sides`, `inner_sides` or "
+        "`background_inside_sides` non-empty (the quality report's "
         f"`edges` check warns) or score < {FLAG_SCORE}. 'Bad quads unflagged' are wrong answers "
         "given without a warning; 'good quads flagged' are false alarms.",
     ]
