@@ -7,15 +7,21 @@ import pytest
 from photorad.data.paths import sample_dir
 from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
 from photorad.io import load_original
-from photorad.rectify import detect, warp
+from photorad.rectify import detect, quality, warp
 from photorad.rectify.geometry import quad_size
-from photorad.simulate import simulate_photo
+from photorad.simulate import SimResult, simulate_photo
 from tests.test_rectify_synth import (
     dark_bottom_original,
     render_photo,
     skewed_corners,
     textured_original,
 )
+
+
+def _simulated_typical(name: str, seed: int) -> SimResult:
+    """A simulated `typical` photo (1344×1008) of an embedded BUS-BRA sample image."""
+    original = load_original(sample_dir() / "Images" / f"{name}.png")
+    return simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
 
 
 def _corner_error(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -234,8 +240,6 @@ def test_lit_screen_taken_for_image_is_flagged() -> None:
     # bright rectangle with four clear straight edges, and the thin bezel beyond it is followed
     # by the brighter room. The old detector returned it with a score of 0.99 and no warning;
     # it must now say that the quad may be the whole screen (score ≤ 0.5, quality warning).
-    from photorad.rectify import quality
-
     truth = skewed_corners(seed=4, skew=0.03)
     screen = np.full((240, 320), 0.35, np.float32)
     screen[60:200, 110:230] += 0.04 * (textured_original(140, 120, seed=4) - 0.5)
@@ -284,8 +288,7 @@ def test_far_field_border_found_along_vanishing_lines(name: str, seed: int) -> N
     # and the per-profile searches do not find the border. The old detector left the bottom
     # corners at the last bright content (flagged, corner errors 15–31 % of the diagonal); the
     # sweep along lines through the bottom's vanishing point finds the faint step.
-    original = load_original(sample_dir() / "Images" / f"{name}.png")
-    res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
+    res = _simulated_typical(name, seed)
     quad = detect(res.photo)
     assert _worst_error_of_diag(quad.corners, res.corners) < 0.01
 
@@ -296,10 +299,7 @@ def test_boundary_inside_image_is_flagged(name: str, seed: int) -> None:
     # quad ends there (Jaccard ≈ 0.58–0.66), every edge test passes, and the old detector
     # returned it without a warning. The image's left and right borders run on past the bottom
     # corners, so the bottom must be reported as possibly inside the image.
-    from photorad.rectify import quality
-
-    original = load_original(sample_dir() / "Images" / f"{name}.png")
-    res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
+    res = _simulated_typical(name, seed)
     quad = detect(res.photo)
     assert quad.details["inner_sides"] == ["bottom"]
     assert quad.score <= 0.5
@@ -313,8 +313,7 @@ def test_retried_side_on_viewport_edge_is_flagged(name: str, seed: int) -> None:
     # moved the bottom on to the next clear straight step, the viewport's edge onto the bezel
     # (Jaccard ≈ 0.88), and the old detector reported it as found. The image's left and right
     # borders end before the new bottom corners, so the bottom must be reported as not found.
-    original = load_original(sample_dir() / "Images" / f"{name}.png")
-    res = simulate_photo(original, preset="typical", seed=seed, size=(1344, 1008))
+    res = _simulated_typical(name, seed)
     quad = detect(res.photo)
     assert quad.details["edges_not_found"] == ["bottom"]
     assert quad.score <= 0.5
@@ -326,8 +325,6 @@ def test_lit_screen_in_dim_room_is_flagged(seed: int) -> None:
     # the bezel, so nothing brighter lies beyond the quad and the bezel test is silent: the old
     # detector returned the lit screen with a score of 0.98 and no warning. Just inside its
     # sides lies flat viewport, as flat as outside: it must be reported (score ≤ 0.5).
-    from photorad.rectify import quality
-
     truth = skewed_corners(seed=seed, skew=0.03)
     screen = np.full((240, 320), 0.35, np.float32)
     screen[60:200, 110:230] += 0.04 * (textured_original(140, 120, seed=seed) - 0.5)
