@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
 from photorad.rectify.geometry import (
@@ -1350,6 +1351,115 @@ def _continued_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
     return out
 
 
+#: Longest extension searched by :func:`_continuation_end` past a corner, as a multiple of the
+#: neighbouring side's length (a bright band can end a third of the way down the image).
+EXTEND_MAX_FRACTION = 2.5
+#: Step across an extended neighbouring line (gradient-corrected, as in
+#: :func:`_continuation_step`) from which the image's border counts as continuing there: half of
+#: :data:`MIN_CONTINUATION_STEP`, the level halfway between "no border" and a border just found.
+EXTEND_MIN_STEP = 0.5 * MIN_CONTINUATION_STEP
+#: Texture (local standard deviation) 2·:data:`CONT_HALF_PX` inside the extended line, relative
+#: to the texture as far outside it (at least its median along the extension), from which the
+#: border counts as continuing: a far field as dark as the viewport has no level step, but its
+#: speckle is still rougher than the flat viewport.
+EXTEND_MIN_TEXTURE_RATIO = 2.0
+#: Net count of pixels along the extension without the border (see :func:`_continuation_end`)
+#: after which the border counts as ended.
+EXTEND_END_DROP = 10.0
+
+
+def _continuation_end(smooth: np.ndarray, tex: np.ndarray, corner: np.ndarray, far: np.ndarray,
+                      normal: np.ndarray) -> float | None:
+    """Distance past ``corner`` (working px) where the border along ``far`` → ``corner`` ends.
+
+    Along the extended line, each pixel counts +1 where the border goes on (a level step of at
+    least :data:`EXTEND_MIN_STEP` or speckle texture :data:`EXTEND_MIN_TEXTURE_RATIO` times the
+    outside's) and −1 elsewhere. The end is a peak of the running sum, which a few noisy pixels
+    either way do not move: the first peak that the sum then falls :data:`EXTEND_END_DROP`
+    below, or the last before the line leaves the screen (the outside falling by
+    :data:`VP_MAX_BEYOND_DROP` within a few pixels: the bezel). ``None`` when the border runs on
+    to the photo's edge (the image is cut off there: no end to find) or the line is too short
+    to judge. ``normal`` points away from the quad across the line.
+    """
+    h, w = smooth.shape
+    e = corner - far
+    length = float(np.hypot(*e))
+    if length < 8.0:
+        return None
+    e = e / length
+    t = np.arange(CONT_START_PX, CONT_START_PX + EXTEND_MAX_FRACTION * length, 1.0)
+    pts = corner[None, :] + t[:, None] * e[None, :]
+    m = 3.0 * CONT_HALF_PX
+    ok = (pts[:, 0] >= m) & (pts[:, 0] <= w - 1 - m) & (pts[:, 1] >= m) & (pts[:, 1] <= h - 1 - m)
+    n_in = int(np.argmin(ok)) if not ok.all() else len(t)
+    if n_in < 8:
+        return None
+    t, pts = t[:n_in], pts[:n_in]
+    k = np.array([-1.0, 1.0, 3.0, -2.0, 2.0]) * CONT_HALF_PX
+    q = (pts[None, :, :] + k[:, None, None] * normal[None, None, :]).reshape(-1, 2)
+    v = _sample_map(smooth, q[:3 * n_in, 0:1], q[:3 * n_in, 1:2])[:, 0].reshape(3, n_in)
+    rough = _sample_map(tex, q[3 * n_in:, 0:1], q[3 * n_in:, 1:2])[:, 0].reshape(2, n_in)
+    step = (v[0] - v[1]) - (v[1] - v[2])
+    # Outside: the local texture, at least the median along the extension, so that an edge
+    # crossing the line (the bezel beyond the corner), rough on both sides, does not count.
+    ratio = rough[0] / np.maximum(rough[1], max(float(np.median(rough[1])), 1e-6))
+    on = (step >= EXTEND_MIN_STEP) | (ratio >= EXTEND_MIN_TEXTURE_RATIO)
+    run = np.cumsum(np.where(on, 1.0, -1.0))
+    # Where the outside of the extension falls sharply (within a few pixels, unlike a lighting
+    # gradient), the line has left the screen onto the bezel, and the image's border cannot go on.
+    outside = v[2]
+    recent = sliding_window_view(np.r_[np.full(8, outside[0]), outside], 7)[:n_in].max(axis=1)
+    off_screen = outside < recent - VP_MAX_BEYOND_DROP  # 2–8 px back along the line
+    # The first peak of the running sum that it then falls well below: beyond the image's corner
+    # lie the viewport and then the bezel and room, whose edges would count again.
+    peak = 0
+    for j in range(n_in):
+        if off_screen[j]:
+            return float(t[peak]) if run[peak] > 0 else None
+        if run[j] > run[peak]:
+            peak = j
+        elif run[j] <= run[peak] - EXTEND_END_DROP:
+            return float(t[peak]) if run[peak] > 0 else None
+    return None  # the border runs on to the photo's edge: the image is cut off there
+
+
+def _extend_inner_side(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
+                       side: int) -> np.ndarray | None:
+    """Move a side found inside the image (:func:`_continued_sides`) out to the image's corners.
+
+    The neighbouring sides' borders run on past the side's corners; where each ends
+    (:func:`_continuation_end`) is where the image's real corner lies, and the side is moved onto
+    the line through those two ends. Returns new working corners, or ``None`` when an end is not
+    found or the new quad is not plausible.
+
+    Where the image's far field fades into the viewport, an end is found short of the corner, so
+    the new side is a better guess, not a found border. (Taking the side through the farther end
+    in the direction the vanishing point implies, :func:`_vanishing_point`, helped on simulated
+    typical photos but hurt on hard ones, whose focal lengths range over 13–52 mm: not used.)
+    On simulated photos (typical and hard, seeds 0 and 1) the move raised the Jaccard index of
+    the 80 quads with one inner side from 0.62 to 0.80 on average (62 better, 4 worse by more
+    than 0.01).
+    """
+    normals = _outward_normals(corners)
+    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+    ends = []
+    for corner, far, nb in ((corners[side], corners[prev_side], prev_side),
+                            (corners[next_side], corners[(side + 2) % 4], next_side)):
+        t = _continuation_end(smooth, tex, corner, far, normals[nb][2])
+        if t is None:
+            return None
+        e = corner - far
+        ends.append(corner + t * e / float(np.hypot(*e)))
+    new = corners.copy()
+    new[side], new[next_side] = ends
+    log.debug("inner side %d moved out by %.1f / %.1f px", side,
+              float(np.hypot(*(ends[0] - corners[side]))),
+              float(np.hypot(*(ends[1] - corners[next_side]))))
+    if not is_convex(new) or _aspect(new) > MAX_ASPECT:
+        return None
+    return new
+
+
 #: Stretch of a side's neighbouring sides next to its corners judged by :func:`_faded_sides`, as
 #: fractions of the neighbouring side's length from its far corner.
 CORNER_SPAN = (0.85, 0.97)
@@ -1709,9 +1819,17 @@ def detect(photo: np.ndarray) -> Quad:
     if blur > 0.0 and (len(unseen) > 4 - BLUR_MIN_FOUND_SIDES or bezel
                        or method != "contour+edges"):
         raise NoScreenFoundError(_BLURRED_REASON)
-    # A side past whose corners the image's own borders run on is a boundary inside the image.
+    # A side past whose corners the image's own borders run on is a boundary inside the image:
+    # it is moved out to where those borders end, as a better guess (reported as not found).
     work = scale_points(corners, s)
     continued = _continued_sides(smooth, work)
+    if len(continued) == 1 and method == "contour+edges" and sharp:
+        side = SIDE_NAMES.index(continued[0])
+        moved = _extend_inner_side(smooth, tex, work, side)
+        if moved is not None:
+            corners, work = unscale_points(moved, s), moved
+            unseen = [n for n in SIDE_NAMES if n in unseen or n == continued[0]]
+            continued = _continued_sides(smooth, work)
     # A side whose corners the image's borders do not reach was placed beyond the real border
     # (which was not seen): report it as not found.
     faded = _faded_sides(smooth, work)
