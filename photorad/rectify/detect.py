@@ -33,6 +33,13 @@ When every blob holding the image runs off the photo (the image merged with a to
 the blobs are opened with a kernel wider than such strips and the freed blobs are tried as a
 fallback, kept only when all four sides are clear edges.
 
+A side past whose corners the image's own side borders run on is a boundary inside the image
+(a bright band above a far field as dark as the viewport): it is moved out to where those
+borders end (:func:`_extend_inner_side`) and reported as not found; when they run on to the
+photo's edge it stays, reported in ``Quad.details["inner_sides"]``. Flat background just inside
+two or more sides is reported in ``Quad.details["background_inside_sides"]``. Both cap the score
+at 0.5.
+
 When no candidate has clear edges at all, every candidate is measured again with edge profiles
 averaged along the side and low-passed across it at three blur scales (defocus, camera shake); such
 a quad is kept only with all four sides found and no side like the bezel (``details["blur_px"]``
@@ -1684,7 +1691,9 @@ def detect(photo: np.ndarray) -> Quad:
         without a clear straight step onto the viewport), ``screen_edge_sides`` (when two or
         more sides look like a monitor's bezel with brighter surroundings beyond, their names:
         the quad may be the whole lit screen, not the image; the score is then at most 0.5),
-        ``retried_side`` (the side placed by the relaxed retry, or "") and ``blur_px`` (the blur
+        ``inner_sides`` (sides that seem to lie inside the image and could not be moved out),
+        ``background_inside_sides`` (sides with flat viewer background just inside them, listed
+        when two or more are), ``retried_side`` (the side placed by the relaxed retry, or "") and ``blur_px`` (the blur
         scale of the edge measure in photo px: 0 unless the blurred-photo fallback was needed).
 
     Raises
