@@ -59,6 +59,7 @@ from photorad.io import load_original
 from photorad.provenance import hash_files, write_run_info
 from photorad.rectify import detect, warp
 from photorad.rectify.geometry import quad_size, rect_corners
+from photorad.rectify.quality import edges_flagged
 from photorad.rectify.warp import apply_homography, homography
 from photorad.simulate import simulate_photo
 from photorad.simulate.viewer import apply_window
@@ -130,9 +131,7 @@ def is_flagged(details: dict[str, Any], score: float) -> bool:
     be the whole screen, a side that seems to lie inside the image, viewer background just
     inside two or more sides (all four make the quality report's ``edges`` check warn), or a
     low score."""
-    return bool(details.get("edges_not_found") or details.get("screen_edge_sides")
-                or details.get("inner_sides") or details.get("background_inside_sides")
-                or score < FLAG_SCORE)
+    return edges_flagged(details) or score < FLAG_SCORE
 
 
 def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:

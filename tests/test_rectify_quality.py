@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -8,7 +9,14 @@ import pytest
 
 from photorad.errors import InvalidCornersError
 from photorad.rectify import detect, quality
-from photorad.rectify.quality import THRESHOLDS, grade, keystone_angle
+from photorad.rectify.quality import (
+    EDGE_WARNING_KEYS,
+    THRESHOLDS,
+    _edges_check,
+    edges_flagged,
+    grade,
+    keystone_angle,
+)
 from tests.test_rectify_synth import (
     dark_bottom_original,
     render_photo,
@@ -155,3 +163,15 @@ def test_background_inside_quad_warns_and_says_why() -> None:
     assert rep["edges"].status == "warn" and rep["edges"].value == 4
     note = rep["edges"].note
     assert "viewer background" in note and "left and bottom" in note and "by hand" in note
+
+
+@pytest.mark.parametrize("key", [None, *EDGE_WARNING_KEYS])
+def test_edges_flagged_matches_the_edges_check(key: str | None) -> None:
+    # eval_rectify counts a quad as flagged with edges_flagged(); the user sees the edges check.
+    # The two must agree for every key detect() can set.
+    details: dict[str, list[str]] = {k: [] for k in EDGE_WARNING_KEYS}
+    if key is not None:
+        details[key] = ["bottom", "left"]
+    check = _edges_check(SimpleNamespace(details=details))
+    assert check is not None
+    assert edges_flagged(details) == (key is not None) == (check.status == "warn")

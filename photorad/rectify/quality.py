@@ -243,6 +243,17 @@ def quality(
     return QualityReport(checks)
 
 
+#: ``Quad.details`` keys of :func:`~photorad.rectify.detect.detect` that name sides the user
+#: should check; any of them non-empty makes the ``edges`` check warn.
+EDGE_WARNING_KEYS = ("edges_not_found", "screen_edge_sides", "inner_sides",
+                     "background_inside_sides")
+
+
+def edges_flagged(details: dict[str, Any]) -> bool:
+    """Whether detection ``details`` make the quality report's ``edges`` check warn."""
+    return any(details.get(k) for k in EDGE_WARNING_KEYS)
+
+
 def _edges_check(quad: Any) -> Check | None:
     """Whether :func:`~photorad.rectify.detect.detect` saw all four image borders (None when the
     corners were not detected, e.g. given by hand)."""
@@ -283,6 +294,6 @@ def _edges_check(quad: Any) -> Check | None:
             f"inside its {sides} edges the photo is as flat as outside them, not image "
             "content): check the corners, or give them by hand"
         )
-    if not notes:
+    if not notes:  # the same condition as edges_flagged(details)
         return Check(4.0, "pass", "sides found")
     return Check(float(4 - len(unseen)), "warn", "sides found", "; ".join(notes))
