@@ -296,10 +296,14 @@ def check_figures(metrics: Mapping[str, float], expected: Mapping[str, Any]) -> 
 
 
 # Smallest bands, in each figure's unit: below these, differences are numerical noise of a
-# different CPU or library build rather than a change of behaviour worth failing CI for.
-TOLERANCE_FLOORS = {"psnr_db": 0.25, "psnr_gain_db": 0.25, "ssim": 0.005,
+# different CPU or library build rather than a change of behaviour worth failing CI for. Measured
+# on 2026-12-02: the same seeds and the same training/classifier code on two sessions' machines
+# (different CPUs, OpenCV 5.0 vs 5.1) differed by up to 0.36 dB restorer PSNR, 0.0056 SSIM and
+# 0.010 AUROC (the original arms, which no detector change touches): each floor is about 1.5–3 ×
+# that, so a CI machine unlike the one that measured the bands does not fail on noise alone.
+TOLERANCE_FLOORS = {"psnr_db": 0.6, "psnr_gain_db": 0.6, "ssim": 0.012,
                     "detection_rate": 0.02, "median_corner_error_pct_of_diag": 0.05,
-                    "mean_jaccard_failed_as_0": 0.01, "mean": 0.01}
+                    "mean_jaccard_failed_as_0": 0.01, "mean": 0.025}
 
 
 def bands_from_runs(runs: Sequence[Mapping[str, float]], *, reference: int = 0, k: float = 3.0,

@@ -11,6 +11,7 @@ import pytest
 from photorad.errors import ConfigError
 from photorad.reproduce import (
     PROFILES,
+    TOLERANCE_FLOORS,
     ReproduceError,
     bands_from_runs,
     check_figures,
@@ -53,7 +54,8 @@ def test_bands_use_reference_value_and_spread_with_a_floor() -> None:
     b = bands_from_runs(runs)
     assert b["x.psnr_db"]["value"] == 20.0
     assert b["x.psnr_db"]["tolerance"] == pytest.approx(3.0)  # 3 × sd (sd = 1)
-    assert b["y.ssim"]["tolerance"] == pytest.approx(0.005)  # the floor wins over 3 × 0.001
+    # The floor wins over 3 × 0.001.
+    assert b["y.ssim"]["tolerance"] == pytest.approx(TOLERANCE_FLOORS["ssim"])
     with pytest.raises(ConfigError):
         bands_from_runs(runs[:1])
 
