@@ -1297,6 +1297,21 @@ MIN_CONTINUATION_STEP = 0.012
 CONT_MIN_INSIDE = 0.8
 
 
+def _step_across(smooth: np.ndarray, pts: np.ndarray,
+                 normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient-corrected step across a line through ``pts`` (N×2), and the level outside it.
+
+    Levels are sampled at −1, +1 and +3 × :data:`CONT_HALF_PX` along ``normal`` (pointing away
+    from the quad); the step is the step across the line minus the step across a parallel line
+    farther out, so that a lighting gradient (glare centred on the image, vignetting), which
+    steps both alike, cancels. The second array is the level at +3 × :data:`CONT_HALF_PX`.
+    """
+    k = np.array([-1.0, 1.0, 3.0]) * CONT_HALF_PX
+    q = (pts[None, :, :] + k[:, None, None] * normal[None, None, :]).reshape(-1, 2)
+    v = _sample_map(smooth, q[:, 0:1], q[:, 1:2])[:, 0].reshape(3, len(pts))
+    return (v[0] - v[1]) - (v[1] - v[2]), v[2]
+
+
 def _continuation_step(smooth: np.ndarray, corner: np.ndarray, far: np.ndarray,
                        normal: np.ndarray) -> float:
     """Step across the line ``far`` → ``corner`` extended past ``corner`` (NaN: not judged).
@@ -1317,13 +1332,7 @@ def _continuation_step(smooth: np.ndarray, corner: np.ndarray, far: np.ndarray,
     pts = corner[None, :] + t[:, None] * e[None, :]
     m = 3.0 * CONT_HALF_PX  # the samples reach this far across the line
     ok = (pts[:, 0] >= m) & (pts[:, 0] <= w - 1 - m) & (pts[:, 1] >= m) & (pts[:, 1] <= h - 1 - m)
-    # Level at -1, +1 and +3 half-distances across the line: the step across the line minus
-    # the step across a parallel line farther out, so that a lighting gradient (glare centred on
-    # the image, vignetting), which steps both alike, cancels.
-    k = np.array([-1.0, 1.0, 3.0]) * CONT_HALF_PX
-    both = (pts[None, :, :] + k[:, None, None] * normal[None, None, :]).reshape(-1, 2)
-    v = _sample_map(smooth, both[:, 0:1], both[:, 1:2])[:, 0].reshape(3, len(pts))
-    diff = (v[0] - v[1]) - (v[1] - v[2])
+    diff, _ = _step_across(smooth, pts, normal)
     best = float("nan")
     for frac in CONT_FRACTIONS:
         sel = t < CONT_START_PX + frac * length
@@ -1402,11 +1411,10 @@ def _continuation_end(smooth: np.ndarray, tex: np.ndarray, corner: np.ndarray, f
     if n_in < 8:
         return None
     t, pts = t[:n_in], pts[:n_in]
-    k = np.array([-1.0, 1.0, 3.0, -2.0, 2.0]) * CONT_HALF_PX
+    step, outside = _step_across(smooth, pts, normal)
+    k = np.array([-2.0, 2.0]) * CONT_HALF_PX
     q = (pts[None, :, :] + k[:, None, None] * normal[None, None, :]).reshape(-1, 2)
-    v = _sample_map(smooth, q[:3 * n_in, 0:1], q[:3 * n_in, 1:2])[:, 0].reshape(3, n_in)
-    rough = _sample_map(tex, q[3 * n_in:, 0:1], q[3 * n_in:, 1:2])[:, 0].reshape(2, n_in)
-    step = (v[0] - v[1]) - (v[1] - v[2])
+    rough = _sample_map(tex, q[:, 0:1], q[:, 1:2])[:, 0].reshape(2, n_in)
     # Outside: the local texture, at least the median along the extension, so that an edge
     # crossing the line (the bezel beyond the corner), rough on both sides, does not count.
     ratio = rough[0] / np.maximum(rough[1], max(float(np.median(rough[1])), 1e-6))
@@ -1414,7 +1422,6 @@ def _continuation_end(smooth: np.ndarray, tex: np.ndarray, corner: np.ndarray, f
     run = np.cumsum(np.where(on, 1.0, -1.0))
     # Where the outside of the extension falls sharply (within a few pixels, unlike a lighting
     # gradient), the line has left the screen onto the bezel, and the image's border cannot go on.
-    outside = v[2]
     recent = sliding_window_view(np.r_[np.full(8, outside[0]), outside], 7)[:n_in].max(axis=1)
     off_screen = outside < recent - VP_MAX_BEYOND_DROP  # 2–8 px back along the line
     # The first peak of the running sum that it then falls well below: beyond the image's corner
@@ -1483,12 +1490,11 @@ def _faded_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
     When the image's border is as dark as the viewport, a retry can place the side on another
     straight step beyond it (the viewport's edge onto the bezel) and find it there; the image's
     own left and right borders then end before the new corners, so across the neighbouring
-    sides near those corners (:data:`CORNER_SPAN`) there is no step. The step is measured like
-    :func:`_continuation_step` (gradient-corrected, median of 12 points); a side is listed when
+    sides near those corners (:data:`CORNER_SPAN`) there is no step. The step is
+    :func:`_step_across` (gradient-corrected), median of 12 points; a side is listed when
     it is below :data:`MAX_CORNER_STEP` on both neighbours: its real border was not found.
     """
     normals = _outward_normals(corners)
-    k = np.array([-1.0, 1.0, 3.0]) * CONT_HALF_PX
     ts = np.linspace(CORNER_SPAN[0], CORNER_SPAN[1], 12)
     out = []
     for side in range(4):
@@ -1497,9 +1503,7 @@ def _faded_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
         for corner, far, nb in ((corners[side], corners[prev_side], prev_side),
                                 (corners[next_side], corners[(side + 2) % 4], next_side)):
             pts = far[None, :] + ts[:, None] * (corner - far)[None, :]
-            q = (pts[None, :, :] + k[:, None, None] * normals[nb][2][None, None, :]).reshape(-1, 2)
-            v = _sample_map(smooth, q[:, 0:1], q[:, 1:2])[:, 0].reshape(3, len(ts))
-            steps.append(float(np.median((v[0] - v[1]) - (v[1] - v[2]))))
+            steps.append(float(np.median(_step_across(smooth, pts, normals[nb][2])[0])))
         log.debug("corner steps of side %d: %.4f / %.4f", side, *steps)
         if max(steps) < MAX_CORNER_STEP:
             out.append(SIDE_NAMES[side])
@@ -1693,8 +1697,9 @@ def detect(photo: np.ndarray) -> Quad:
         the quad may be the whole lit screen, not the image; the score is then at most 0.5),
         ``inner_sides`` (sides that seem to lie inside the image and could not be moved out),
         ``background_inside_sides`` (sides with flat viewer background just inside them, listed
-        when two or more are), ``retried_side`` (the side placed by the relaxed retry, or "") and ``blur_px`` (the blur
-        scale of the edge measure in photo px: 0 unless the blurred-photo fallback was needed).
+        when two or more are), ``retried_side`` (the side placed by the relaxed retry, or "")
+        and ``blur_px`` (the blur scale of the edge measure in photo px: 0 unless the
+        blurred-photo fallback was needed).
 
     Raises
     ------

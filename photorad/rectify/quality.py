@@ -260,6 +260,8 @@ def _edges_check(quad: Any) -> Check | None:
     details = getattr(quad, "details", None) or {}
     if "edges_not_found" not in details:
         return None
+    if not edges_flagged(details):
+        return Check(4.0, "pass", "sides found")
     unseen = list(details["edges_not_found"])
     screen = list(details.get("screen_edge_sides", []))
     inner = list(details.get("inner_sides", []))
@@ -294,6 +296,4 @@ def _edges_check(quad: Any) -> Check | None:
             f"inside its {sides} edges the photo is as flat as outside them, not image "
             "content): check the corners, or give them by hand"
         )
-    if not notes:  # the same condition as edges_flagged(details)
-        return Check(4.0, "pass", "sides found")
     return Check(float(4 - len(unseen)), "warn", "sides found", "; ".join(notes))
