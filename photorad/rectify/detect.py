@@ -1369,7 +1369,7 @@ def _continued_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
 
 #: Longest extension searched by :func:`_continuation_end` past a corner, as a multiple of the
 #: neighbouring side's length (a bright band can end a third of the way down the image).
-EXTEND_MAX_FRACTION = 2.5
+EXTEND_MAX_FRACTION = 6.0
 #: Step across an extended neighbouring line (gradient-corrected, as in
 #: :func:`_continuation_step`) from which the image's border counts as continuing there: half of
 #: :data:`MIN_CONTINUATION_STEP`, the level halfway between "no border" and a border just found.
@@ -1470,6 +1470,131 @@ def _extend_inner_side(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
               float(np.hypot(*(ends[0] - corners[side]))),
               float(np.hypot(*(ends[1] - corners[next_side]))))
     if not is_convex(new) or _aspect(new) > MAX_ASPECT:
+        return None
+    return new
+
+
+#: Lines searched beyond an unfound bottom side by :func:`_content_end` (through its vanishing
+#: point), as a multiple of the longer neighbouring side.
+CONTENT_MAX_FRACTION = 3.0
+#: Samples along each searched line, between 3 % and 97 % of the way across.
+CONTENT_SAMPLES = 64
+#: A sample is image content where its texture is at least this multiple of the viewport's
+#: beside the line (:data:`EXTEND_MIN_TEXTURE_RATIO`, scaled for shot noise, see below) ...
+CONTENT_MIN_TEXTURE_RATIO = EXTEND_MIN_TEXTURE_RATIO
+#: ... and a line holds content where this share of its samples beyond the side is content.
+CONTENT_MIN_SHARE = 0.05
+#: Samples nearer the side than this (working px) are not judged: the side's own edge is rough.
+CONTENT_BEYOND_PX = 4.0
+#: A line is judged only when this share of its samples lies beyond the side (the lines through
+#: the vanishing point cross the side obliquely when its direction is off).
+CONTENT_MIN_BEYOND_SHARE = 0.25
+#: Lines without content (working px) after which the content counts as ended: the far field
+#: between annotation lines or speckle bands can be this deep.
+CONTENT_GAP_PX = 24
+#: Lines without content (working px) that must separate the last content from the photo's
+#: edge when the search reaches it: content up to the edge means an image cut off there.
+CONTENT_EDGE_CLEAR_PX = 4
+#: Smallest move (working px): the texture window reaches a few px past a border, so the content
+#: of a correctly placed side ends just beyond it.
+CONTENT_MIN_MOVE_PX = 10
+#: The side goes this far (working px) inside the last line with content, the reach of the
+#: 7-px texture window past the last content pixel.
+CONTENT_WINDOW_REACH_PX = 2.0
+
+
+def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
+                 side: int) -> np.ndarray | None:
+    """Move an unfound side out to where the image content beyond it ends (working corners).
+
+    A side placed at a bright/dim boundary inside an ultrasound image leaves the dim far field
+    beyond it: faint speckle and burned-in annotations (depth marks, text) that end where the
+    image ends, even where the image's border is as dark as the viewport. The search runs over
+    the lines through the side's vanishing point (:func:`_vanishing_point`), from the side
+    outwards; on each, a sample is content where the texture (local standard deviation) is at
+    least :data:`CONTENT_MIN_TEXTURE_RATIO` × the viewport's just outside the two neighbouring
+    side lines on the same line — that reference scaled by the square root of the sample's
+    level over the viewport's (shot noise grows with the level, so a glare halo is not texture)
+    — and only samples at least :data:`CONTENT_BEYOND_PX` beyond the current side count. The
+    side goes onto the last line with content (:data:`CONTENT_MIN_SHARE` of its samples) before
+    :data:`CONTENT_GAP_PX` lines without any, when that is at least :data:`CONTENT_MIN_MOVE_PX`
+    out. ``None``: no such content, content that runs on to within
+    :data:`CONTENT_EDGE_CLEAR_PX` of the photo's edge (no end to find: the image is cut off there), or an implausible quad.
+    """
+    h, w = smooth.shape
+    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+    ca, cb = corners[side], corners[next_side]
+    ea, eb = ca - corners[prev_side], cb - corners[(side + 2) % 4]
+    la_len, lb_len = float(np.hypot(*ea)), float(np.hypot(*eb))
+    if min(la_len, lb_len) < 8.0:
+        return None
+    d = ea / la_len + eb / lb_len
+    d /= max(float(np.hypot(*d)), 1e-9)
+    v2 = _vanishing_point(corners, side, (h, w))
+    la = _homog_line(corners[prev_side], ca)
+    lb = _homog_line(cb, corners[(side + 2) % 4])
+    mid = (ca + cb) / 2.0
+
+    def t_of(p: np.ndarray) -> float:  # where the line through p and v2 crosses mid + t·d
+        line = np.cross(np.r_[p, 1.0], v2)
+        den = float(line[:2] @ d)
+        return float(-(line @ np.r_[mid, 1.0]) / den) if abs(den) > 1e-9 else 0.0
+
+    start = min(t_of(ca), t_of(cb))
+    ts = start + np.arange(0.0, CONTENT_MAX_FRACTION * max(la_len, lb_len), 1.0)
+    lines = np.cross(np.c_[mid[None] + ts[:, None] * d[None], np.ones(len(ts))], v2[None])
+    pa, pb = np.cross(lines, la[None]), np.cross(lines, lb[None])
+    if np.any(np.abs(pa[:, 2]) < 1e-9) or np.any(np.abs(pb[:, 2]) < 1e-9):
+        return None
+    pa, pb = pa[:, :2] / pa[:, 2:3], pb[:, :2] / pb[:, 2:3]
+    e = (pb - pa) / np.maximum(np.linalg.norm(pb - pa, axis=1, keepdims=True), 1e-9)
+    u = np.linspace(0.03, 0.97, CONTENT_SAMPLES)[None, :, None]
+    pts = pa[:, None] * (1 - u) + pb[:, None] * u  # (lines, samples, xy)
+    # The viewport just outside the two neighbouring side lines, on the same line.
+    off = np.arange(OUTSIDE_OFFSETS[0] + 1.0, OUTSIDE_OFFSETS[1] + 4.0)[None, :, None]
+    outs = np.concatenate([pa[:, None] - off * e[:, None], pb[:, None] + off * e[:, None]], axis=1)
+    inside = np.all((outs[..., 0] >= 0) & (outs[..., 0] <= w - 1) & (outs[..., 1] >= 0)
+                    & (outs[..., 1] <= h - 1), axis=1)
+    n_in = int(np.argmin(inside)) if not inside.all() else len(ts)
+    if n_in < CONTENT_GAP_PX:
+        return None
+    pts, outs, ts = pts[:n_in], outs[:n_in], ts[:n_in]
+    t_in = _sample_map(tex, pts[..., 0], pts[..., 1])
+    t_out = np.maximum(np.median(_sample_map(tex, outs[..., 0], outs[..., 1]), axis=1), 1e-4)
+    l_in = _sample_map(smooth, pts[..., 0], pts[..., 1])
+    l_out = np.maximum(np.median(_sample_map(smooth, outs[..., 0], outs[..., 1]), axis=1), 1e-3)
+    ref = t_out[:, None] * np.sqrt(np.maximum(l_in / l_out[:, None], 1.0))
+    beyond = (pts - ca[None, None]) @ _outward_normals(corners)[side][2] >= CONTENT_BEYOND_PX
+    hit = (t_in >= CONTENT_MIN_TEXTURE_RATIO * ref) & beyond
+    judged = beyond.mean(axis=1) >= CONTENT_MIN_BEYOND_SHARE
+    if not judged.any():
+        return None
+    share = np.where(judged, hit.sum(axis=1) / np.maximum(beyond.sum(axis=1), 1), 0.0)
+    # Where the viewport beside the line falls sharply (within a few lines, unlike a lighting
+    # gradient), the lines have reached the monitor's bezel: the image cannot go on.
+    recent = sliding_window_view(np.r_[np.full(8, l_out[0]), l_out], 7)[:n_in].max(axis=1)
+    off_screen = l_out < recent - VP_MAX_BEYOND_DROP
+    first = int(np.argmax(judged))
+    last = None
+    for i in range(first, n_in):
+        if off_screen[i]:
+            break
+        if share[i] >= CONTENT_MIN_SHARE:
+            last = i
+        if i - (first if last is None else last) >= CONTENT_GAP_PX:
+            break
+    else:
+        if last is not None and n_in - 1 - last < CONTENT_EDGE_CLEAR_PX:
+            return None  # the content runs on to the photo's edge: the image is cut off there
+    if last is None or ts[last] - start < CONTENT_MIN_MOVE_PX:
+        return None
+    c = mid + (ts[last] - CONTENT_WINDOW_REACH_PX) * d
+    line = np.cross(np.r_[c, 1.0], v2)
+    direction = np.array([line[1], -line[0]])
+    direction /= max(float(np.hypot(*direction)), 1e-12)
+    new = _replace_side(corners, side, c, direction)
+    log.debug("content end of side %d: %.1f px out", side, ts[last] - start)
+    if new is None or not is_convex(new) or _aspect(new) > MAX_ASPECT:
         return None
     return new
 
@@ -1848,6 +1973,15 @@ def detect(photo: np.ndarray) -> Quad:
     # (which was not seen): report it as not found.
     faded = _faded_sides(smooth, work)
     unseen = [name for name in SIDE_NAMES if name in unseen or name in faded]
+    # An unfound bottom side is typically the end of the visible content of a dim ultrasound far
+    # field: it is moved out to where the faint content beyond it ends, as a better guess (it
+    # stays reported as not found). Other sides are unfound for other reasons (glare, UI), and
+    # moving them so lost on simulated photos.
+    if "bottom" in unseen and method == "contour+edges" and sharp:
+        moved = _content_end(smooth, tex, work, SIDE_NAMES.index("bottom"))
+        if moved is not None:
+            corners, work = unscale_points(moved, s), moved
+            continued = _continued_sides(smooth, work)
     # Flat background just inside two or more sides: the quad takes in the viewer background.
     # (Not judged on a quad from the blurred-photo fallback: blur that strong flattens speckle.)
     flat_inside = _flat_inside_sides(smooth, tex, work) if sharp else []
