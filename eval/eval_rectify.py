@@ -20,6 +20,10 @@ on the photo and compared with the ground-truth corners:
   luminance step over the surrounding background); the all-photo figures are always reported,
   and next to them the same figures restricted to photos whose four borders are visible.
 
+* content box: the share of the image inside the bounding box of its visible content (see
+  :func:`content_box_fraction`), also from the original and the simulator's settings only — a
+  ceiling on what a detector that finds the content's extent can score.
+
 * honesty: a detected quad is *bad* when its Jaccard index is below ``BAD_JACCARD`` (0.9) and
   *flagged* when ``detect`` warned (``edges_not_found``, ``screen_edge_sides``, ``inner_sides`` or
   ``background_inside_sides`` non-empty — the quality report's ``edges`` check then warns — or a
@@ -102,6 +106,37 @@ def edge_contrast(original: np.ndarray, params: dict[str, Any]) -> dict[str, flo
     return {k: (lum(float(np.median(b))) - vp) / (vp + veil) for k, b in bands.items()}
 
 
+#: Smallest Weber contrast (either sign) of a displayed pixel over the viewport for it to count as
+#: visible content in :func:`content_box_fraction`.
+CONTENT_CONTRAST = 0.1
+#: Share of a row's (column's) pixels that must be visible content for the row (column) to count.
+CONTENT_LINE_SHARE = 0.02
+
+
+def content_box_fraction(original: np.ndarray, params: dict[str, Any]) -> float:
+    """Share of the image's area inside the bounding box of its visible content.
+
+    A pixel is visible content when its emitted luminance differs from the empty viewport's by a
+    Weber contrast of at least :data:`CONTENT_CONTRAST` (as in :func:`edge_contrast`); the box
+    spans the first to the last row and column with at least :data:`CONTENT_LINE_SHARE` of such
+    pixels. A detector that places borders only where content shows cannot, on average, score
+    a Jaccard index above this (camera blur and noise ignored), so its mean over the photos
+    says how much of the gap to 1 is physically invisible and how much is the detector's.
+    """
+    shown = apply_window(original, width=params["window_width"], level=params["window_level"])
+    black, gamma = float(params["black_level"]), float(params["display_gamma"])
+    lum = black + (1.0 - black) * np.asarray(shown, np.float64) ** gamma
+    vp = black + (1.0 - black) * float(params["viewport_grey"]) ** gamma
+    veil = float(params["ambient"]) * float(params["screen_reflectance"])
+    seen = np.abs(lum - vp) / (vp + veil) >= CONTENT_CONTRAST
+    rows = np.flatnonzero(seen.mean(axis=1) >= CONTENT_LINE_SHARE)
+    cols = np.flatnonzero(seen.mean(axis=0) >= CONTENT_LINE_SHARE)
+    if len(rows) == 0 or len(cols) == 0:
+        return 0.0
+    h, w = seen.shape
+    return float((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1) / (h * w))
+
+
 def jaccard_smartdoc(found: np.ndarray, truth: np.ndarray, image_size: tuple[int, int]) -> float:
     """SmartDoc-2015 Jaccard index of two quads, computed in the ground-truth image frame."""
     w, h = image_size
@@ -145,6 +180,7 @@ def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
     contrast = edge_contrast(original, res.params)
     row.update({f"contrast_{k}": round(v, 3) for k, v in contrast.items()})
     row["edges_visible"] = int(min(contrast.values()) >= VISIBLE_CONTRAST)
+    row["content_box"] = round(content_box_fraction(original, res.params), 4)
     t0 = time.perf_counter()
     try:
         quad = detect(res.photo)
@@ -189,6 +225,8 @@ def summarise(rows: list[dict[str, Any]], *, split: bool = True) -> dict[str, An
         "mean_jaccard_failed_as_0": float(jac.mean()) if len(jac) else None,
         "share_jaccard_ge_0.98": float(np.mean(jac >= 0.98)) if len(jac) else None,
         "median_detect_warp_s": float(np.median([r["seconds"] for r in rows])) if rows else None,
+        "mean_content_box": (float(np.mean([r["content_box"] for r in rows]))
+                             if rows and all("content_box" in r for r in rows) else None),
     }
     if det:
         # How often the "edge not found" flag fires, and how often it is right (a flagged photo
@@ -361,6 +399,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {t.get('n_bad_unflagged', '—')} of {t.get('n_bad_quads', '—')} "
                 f"| {t.get('n_good_flagged', '—')} of {t.get('n_good_quads', '—')} |"
             )
+    boxes = [f"{p} {s['mean_content_box']:.4f}" for p, s in summary.items()
+             if p != "real_photos" and s.get("mean_content_box") is not None]
+    lines += [
+        "",
+        "Mean share of the image inside the bounding box of its visible content (pixels ≥ "
+        f"{CONTENT_CONTRAST} Weber contrast over the viewport, rows/columns with ≥ "
+        f"{CONTENT_LINE_SHARE:.0%} of them; from the original and the viewer/display settings "
+        "only): a ceiling on the mean Jaccard index of a detector that places borders only where "
+        "content shows: " + ", ".join(boxes) + ".",
+    ] if boxes else []
     lines += [
         "",
         f"\"4 borders visible\": every image border's luminance exceeds the empty viewport's by a "
