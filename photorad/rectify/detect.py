@@ -1081,6 +1081,65 @@ def _vanishing_point(corners: np.ndarray, side: int, shape: tuple[int, int]) -> 
     return np.cross(lo, omega @ v1)
 
 
+@dataclass(frozen=True)
+class _Pencil:
+    """The lines through a side's vanishing point (:func:`_vanishing_point`).
+
+    A line is named by ``t``: it crosses ``mid + t·d``, where ``mid`` is the side's midpoint and
+    ``d`` the mean outward direction of the two neighbouring sides. ``t_corners`` are the ``t``
+    of the lines through the side's two corners; ``la``/``lb`` the neighbouring side lines
+    (homogeneous) and ``lengths`` their lengths.
+    """
+
+    mid: np.ndarray
+    d: np.ndarray
+    v2: np.ndarray
+    la: np.ndarray
+    lb: np.ndarray
+    t_corners: tuple[float, float]
+    lengths: tuple[float, float]
+
+    def ends(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the lines ``ts`` meet the two neighbouring side lines ((N, 2) each)."""
+        lines = np.cross(np.c_[self.mid[None] + ts[:, None] * self.d[None], np.ones(len(ts))],
+                         self.v2[None])
+        pa, pb = np.cross(lines, self.la[None]), np.cross(lines, self.lb[None])
+        if np.any(np.abs(pa[:, 2]) < 1e-9) or np.any(np.abs(pb[:, 2]) < 1e-9):
+            return None
+        return pa[:, :2] / pa[:, 2:3], pb[:, :2] / pb[:, 2:3]
+
+    def move(self, corners: np.ndarray, side: int, t: float) -> np.ndarray | None:
+        """``corners`` with ``side`` moved onto the line ``t`` (:func:`_replace_side`)."""
+        c = self.mid + t * self.d
+        line = np.cross(np.r_[c, 1.0], self.v2)
+        direction = np.array([line[1], -line[0]])
+        direction /= max(float(np.hypot(*direction)), 1e-12)
+        return _replace_side(corners, side, c, direction)
+
+
+def _pencil(corners: np.ndarray, side: int, shape: tuple[int, int]) -> _Pencil | None:
+    """The lines through ``side``'s vanishing point; ``None`` for a neighbour under 8 px."""
+    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
+    ca, cb = corners[side], corners[next_side]
+    ea, eb = ca - corners[prev_side], cb - corners[(side + 2) % 4]
+    la_len, lb_len = float(np.hypot(*ea)), float(np.hypot(*eb))
+    if min(la_len, lb_len) < 8.0:
+        return None
+    d = ea / la_len + eb / lb_len
+    d /= max(float(np.hypot(*d)), 1e-9)
+    v2 = _vanishing_point(corners, side, shape)
+    mid = (ca + cb) / 2.0
+
+    def t_of(p: np.ndarray) -> float:  # where the line through p and v2 crosses mid + t·d
+        line = np.cross(np.r_[p, 1.0], v2)
+        den = float(line[:2] @ d)
+        return float(-(line @ np.r_[mid, 1.0]) / den) if abs(den) > 1e-9 else 0.0
+
+    return _Pencil(mid, d, v2, _homog_line(corners[prev_side], ca),
+                   _homog_line(cb, corners[(side + 2) % 4]), (t_of(ca), t_of(cb)),
+                   (la_len, lb_len))
+
+
 def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
                      side: int) -> np.ndarray | None:
     """Outward search for the border of ``side`` along lines through its vanishing point.
@@ -1098,30 +1157,16 @@ def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     """
     h, w = smooth.shape
     prev_side, next_side = (side - 1) % 4, (side + 1) % 4
-    ca, cb = corners[side], corners[next_side]
-    ea, eb = ca - corners[prev_side], cb - corners[(side + 2) % 4]
-    la_len, lb_len = float(np.hypot(*ea)), float(np.hypot(*eb))
-    if min(la_len, lb_len) < 8.0:
+    pencil = _pencil(corners, side, (h, w))
+    if pencil is None:
         return None
-    d = ea / la_len + eb / lb_len
-    d /= max(float(np.hypot(*d)), 1e-9)
-    v2 = _vanishing_point(corners, side, (h, w))
-    la = _homog_line(corners[prev_side], ca)
-    lb = _homog_line(cb, corners[(side + 2) % 4])
-    mid = (ca + cb) / 2.0
-
-    def t_of(p: np.ndarray) -> float:  # where the line through p and v2 crosses mid + t·d
-        line = np.cross(np.r_[p, 1.0], v2)
-        den = float(line[:2] @ d)
-        return float(-(line @ np.r_[mid, 1.0]) / den) if abs(den) > 1e-9 else 0.0
-
-    start = max(t_of(ca), t_of(cb)) - VP_BEYOND[0]
-    ts = start + np.arange(0.0, MAX_RETRY_EXPAND_FRACTION * 0.5 * (la_len + lb_len), 1.0)
-    lines = np.cross(np.c_[mid[None] + ts[:, None] * d[None], np.ones(len(ts))], v2[None])
-    pa, pb = np.cross(lines, la[None]), np.cross(lines, lb[None])
-    if np.any(np.abs(pa[:, 2]) < 1e-9) or np.any(np.abs(pb[:, 2]) < 1e-9):
+    d = pencil.d
+    start = max(pencil.t_corners) - VP_BEYOND[0]
+    ts = start + np.arange(0.0, MAX_RETRY_EXPAND_FRACTION * 0.5 * sum(pencil.lengths), 1.0)
+    ends = pencil.ends(ts)
+    if ends is None:
         return None
-    pa, pb = pa[:, :2] / pa[:, 2:3], pb[:, :2] / pb[:, 2:3]
+    pa, pb = ends
     u = np.linspace(0.08, 0.92, VP_SAMPLES)[None, :, None]
     pts = pa[:, None] * (1 - u) + pb[:, None] * u  # (lines, samples, xy)
     inside = np.all((pts[..., 0] >= 0) & (pts[..., 0] <= w - 1) & (pts[..., 1] >= 0)
@@ -1182,11 +1227,7 @@ def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
         den = y0 - 2 * y1 + y2
         frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5)) if abs(den) > 1e-12 else 0.0
         t = ts[i] + frac
-        c = mid + t * d
-        line = np.cross(np.r_[c, 1.0], v2)
-        direction = np.array([line[1], -line[0]])
-        direction /= max(float(np.hypot(*direction)), 1e-12)
-        new = _replace_side(corners, side, c, direction)
+        new = pencil.move(corners, side, t)
         log.debug("vanishing sweep side %d: step %.4f (noise %.4f) at %.1f px out", side,
                   step[i], noise, t - start - VP_BEYOND[0])
         if new is None or not is_convex(new):
@@ -1522,31 +1563,15 @@ def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     :data:`CONTENT_EDGE_CLEAR_PX` of the photo's edge (no end to find: the image is cut off there), or an implausible quad.
     """
     h, w = smooth.shape
-    prev_side, next_side = (side - 1) % 4, (side + 1) % 4
-    ca, cb = corners[side], corners[next_side]
-    ea, eb = ca - corners[prev_side], cb - corners[(side + 2) % 4]
-    la_len, lb_len = float(np.hypot(*ea)), float(np.hypot(*eb))
-    if min(la_len, lb_len) < 8.0:
+    pencil = _pencil(corners, side, (h, w))
+    if pencil is None:
         return None
-    d = ea / la_len + eb / lb_len
-    d /= max(float(np.hypot(*d)), 1e-9)
-    v2 = _vanishing_point(corners, side, (h, w))
-    la = _homog_line(corners[prev_side], ca)
-    lb = _homog_line(cb, corners[(side + 2) % 4])
-    mid = (ca + cb) / 2.0
-
-    def t_of(p: np.ndarray) -> float:  # where the line through p and v2 crosses mid + t·d
-        line = np.cross(np.r_[p, 1.0], v2)
-        den = float(line[:2] @ d)
-        return float(-(line @ np.r_[mid, 1.0]) / den) if abs(den) > 1e-9 else 0.0
-
-    start = min(t_of(ca), t_of(cb))
-    ts = start + np.arange(0.0, CONTENT_MAX_FRACTION * max(la_len, lb_len), 1.0)
-    lines = np.cross(np.c_[mid[None] + ts[:, None] * d[None], np.ones(len(ts))], v2[None])
-    pa, pb = np.cross(lines, la[None]), np.cross(lines, lb[None])
-    if np.any(np.abs(pa[:, 2]) < 1e-9) or np.any(np.abs(pb[:, 2]) < 1e-9):
+    start = min(pencil.t_corners)
+    ts = start + np.arange(0.0, CONTENT_MAX_FRACTION * max(pencil.lengths), 1.0)
+    ends = pencil.ends(ts)
+    if ends is None:
         return None
-    pa, pb = pa[:, :2] / pa[:, 2:3], pb[:, :2] / pb[:, 2:3]
+    pa, pb = ends
     e = (pb - pa) / np.maximum(np.linalg.norm(pb - pa, axis=1, keepdims=True), 1e-9)
     u = np.linspace(0.03, 0.97, CONTENT_SAMPLES)[None, :, None]
     pts = pa[:, None] * (1 - u) + pb[:, None] * u  # (lines, samples, xy)
@@ -1564,7 +1589,8 @@ def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     l_in = _sample_map(smooth, pts[..., 0], pts[..., 1])
     l_out = np.maximum(np.median(_sample_map(smooth, outs[..., 0], outs[..., 1]), axis=1), 1e-3)
     ref = t_out[:, None] * np.sqrt(np.maximum(l_in / l_out[:, None], 1.0))
-    beyond = (pts - ca[None, None]) @ _outward_normals(corners)[side][2] >= CONTENT_BEYOND_PX
+    normal = _outward_normals(corners)[side][2]
+    beyond = (pts - corners[side][None, None]) @ normal >= CONTENT_BEYOND_PX
     hit = (t_in >= CONTENT_MIN_TEXTURE_RATIO * ref) & beyond
     judged = beyond.mean(axis=1) >= CONTENT_MIN_BEYOND_SHARE
     if not judged.any():
@@ -1588,11 +1614,7 @@ def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
             return None  # the content runs on to the photo's edge: the image is cut off there
     if last is None or ts[last] - start < CONTENT_MIN_MOVE_PX:
         return None
-    c = mid + (ts[last] - CONTENT_WINDOW_REACH_PX) * d
-    line = np.cross(np.r_[c, 1.0], v2)
-    direction = np.array([line[1], -line[0]])
-    direction /= max(float(np.hypot(*direction)), 1e-12)
-    new = _replace_side(corners, side, c, direction)
+    new = pencil.move(corners, side, ts[last] - CONTENT_WINDOW_REACH_PX)
     log.debug("content end of side %d: %.1f px out", side, ts[last] - start)
     if new is None or not is_convex(new) or _aspect(new) > MAX_ASPECT:
         return None
