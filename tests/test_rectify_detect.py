@@ -349,6 +349,21 @@ def test_unfound_bottom_is_moved_to_where_content_ends(name: str, seed: int) -> 
     assert quad.score <= 0.5
 
 
+@pytest.mark.parametrize(("name", "seed"), [("bus_0987-r", 17), ("bus_0987-r", 22),
+                                            ("bus_0187-l", 20)])
+def test_content_end_follows_sparse_depth_marks(name: str, seed: int) -> None:
+    # As above, but the far field beyond the bottom holds only the depth scale's small marks,
+    # a sample or two on each line across it, a few lines apart: counted as content only from
+    # 5 % of a line's samples up, they were missed and the bottom stayed above the far field
+    # (worst corner error 7.6, 9.1 and 6.5 % of the diagonal). From two samples up, the bottom
+    # goes to the last mark.
+    res = _simulated_typical(name, seed)
+    quad = detect(res.photo)
+    assert _worst_error_of_diag(quad.corners, res.corners) < 0.015
+    assert quad.details["edges_not_found"] == ["bottom"]
+    assert quad.score <= 0.5
+
+
 @pytest.mark.parametrize(("name", "seed"), [("bus_0604-r", 12), ("bus_0187-l", 12)])
 def test_retried_side_on_viewport_edge_is_flagged(name: str, seed: int) -> None:
     # Simulated `typical` photos whose image bottom is as dark as the viewport: the relaxed retry
