@@ -364,6 +364,18 @@ def test_content_end_follows_sparse_depth_marks(name: str, seed: int) -> None:
     assert quad.score <= 0.5
 
 
+@pytest.mark.parametrize("seed", [12, 23])
+def test_content_end_bridges_a_deep_far_field_gap(seed: int) -> None:
+    # As above, but the far field holds a gap of 24-32 lines (working px) without content
+    # before more content further down: the search stopped at the gap (worst corner error 7.5
+    # and 6.7 % of the diagonal with a 24-line gap) and now goes on to the image's end.
+    res = _simulated_typical("bus_0987-r", seed)
+    quad = detect(res.photo)
+    assert _worst_error_of_diag(quad.corners, res.corners) < 0.015
+    assert quad.details["edges_not_found"] == ["bottom"]
+    assert quad.score <= 0.5
+
+
 @pytest.mark.parametrize(("name", "seed"), [("bus_0604-r", 12), ("bus_0187-l", 12)])
 def test_retried_side_on_viewport_edge_is_flagged(name: str, seed: int) -> None:
     # Simulated `typical` photos whose image bottom is as dark as the viewport: the relaxed retry
