@@ -1237,6 +1237,101 @@ def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     return None
 
 
+#: Directions tried by :func:`_adjacent_sweep`: the opposite side's direction turned by these
+#: angles (degrees). Keystone of a few tens of degrees turns an image's opposite sides by less.
+ADJ_ANGLES_DEG = np.arange(-12.0, 12.01, 0.5)
+#: Stretch of each candidate line sampled, as fractions of the opposite side's length from the
+#: corner on the found neighbour: short of the far corner, whose side is not known either.
+ADJ_SPAN = (0.08, 0.6)
+#: Samples along each candidate line.
+ADJ_SAMPLES = 48
+#: Searched positions along the found neighbour, as fractions of its current length from its
+#: corner on the opposite side.
+ADJ_REACH = (0.4, 1.6)
+
+
+def _adjacent_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, side: int,
+                    neighbour: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Border of an unfound ``side`` whose other neighbouring side is not found either.
+
+    The vanishing sweep (:func:`_vanishing_sweep`) takes a side's direction from the three
+    others, which fails when two adjacent sides are guesses: each one's direction then depends on
+    the other's. Here the side's line is searched from the two found sides only: through each
+    point of the found ``neighbour``'s line, from half way along it outwards, in directions
+    within :data:`ADJ_ANGLES_DEG` of the opposite side's. A candidate is judged by the step
+    across it along :data:`ADJ_SPAN` of its length, as the vanishing sweep judges one (a peak of
+    the step profile that stands out of its noise, flat viewport beyond and content inside);
+    for each direction the innermost border counts, and the direction with the largest step
+    wins (a line at the wrong angle crosses the border instead of following it, which lowers its
+    median step). Returns (point, unit direction, step) in working px, or ``None``.
+    """
+    h, w = smooth.shape
+    opp = (side + 2) % 4
+    shared = (side + 1) % 4 if neighbour == (side + 1) % 4 else side  # corner of side and nb
+    far = (shared + 1) % 4 if neighbour == (side + 1) % 4 else (shared - 1) % 4
+    other = side if shared == (side + 1) % 4 else (side + 1) % 4  # the side's other corner
+    u = corners[shared] - corners[far]
+    nb_len = float(np.hypot(*u))
+    e_opp = corners[(opp + 1) % 4] - corners[opp]
+    opp_len = float(np.hypot(*e_opp))
+    if min(nb_len, opp_len) < 8.0:
+        return None
+    u /= nb_len
+    g0 = e_opp / opp_len
+    if np.dot(g0, corners[other] - corners[shared]) < 0:
+        g0 = -g0
+    ts = np.arange(ADJ_REACH[0] * nb_len, ADJ_REACH[1] * nb_len, 1.0)
+    base = corners[far][None] + ts[:, None] * u[None]
+    ok = (base[:, 0] >= 0) & (base[:, 0] <= w - 1) & (base[:, 1] >= 0) & (base[:, 1] <= h - 1)
+    n_in = int(np.argmin(ok)) if not ok.all() else len(ts)
+    if n_in < 3 * VP_BEYOND[1]:
+        return None
+    ts, base = ts[:n_in], base[:n_in]
+    # The viewport outside the found neighbour, along its length.
+    nrm_nb = _outward_normals(corners)[neighbour][2]
+    vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 2.5, 1.0)[None, :, None]
+    along = np.linspace(0.05, 0.95, 40)[:, None, None]
+    flank = (corners[far][None, None] * (1 - along) + corners[shared][None, None] * along
+             + vo * nrm_nb[None, None]).reshape(-1, 2)
+    vp_level = float(np.median(_sample_map(smooth, flank[:, 0:1], flank[:, 1:2])))
+    vp_texture = float(np.median(_sample_map(tex, flank[:, 0:1], flank[:, 1:2])))
+    b0, b1 = VP_BEYOND
+    s = np.linspace(ADJ_SPAN[0], ADJ_SPAN[1], ADJ_SAMPLES)[None, :, None] * opp_len
+    best: tuple[float, float, np.ndarray] | None = None
+    for ang in np.deg2rad(ADJ_ANGLES_DEG):
+        c, sn = np.cos(ang), np.sin(ang)
+        g = np.array([c * g0[0] - sn * g0[1], sn * g0[0] + c * g0[1]])
+        n = np.array([-g[1], g[0]])
+        if np.dot(n, u) < 0:
+            n = -n  # outward: away from the opposite side
+        pts = base[:, None, :] + s * g[None, None, :]
+        off = VP_STEP_HALF * n[None, None, :]
+        before = _sample_map(smooth, (pts - off)[..., 0], (pts - off)[..., 1])
+        after = _sample_map(smooth, (pts + off)[..., 0], (pts + off)[..., 1])
+        step = np.median(before - after, axis=1)
+        level = np.median(_sample_map(smooth, pts[..., 0], pts[..., 1]), axis=1)
+        texture = np.median(_sample_map(tex, pts[..., 0], pts[..., 1]), axis=1)
+        noise = 1.4826 * float(np.median(np.abs(step - np.median(step))))
+        for i in range(max(1, b1), len(ts) - b1):
+            st = float(step[i])
+            beyond, inside = slice(i + b0, i + b1), slice(i - b1, i - b0)
+            if not (st >= step[i - 1] and st > step[i + 1]
+                    and st >= max(MIN_DIM_EDGE_CONTRAST, VP_MIN_Z * noise)):
+                continue
+            if (np.max(np.abs(step[beyond])) <= VP_MAX_BEYOND_STEP * st
+                    and np.median(texture[beyond]) <= VP_MAX_BEYOND_TEXTURE * vp_texture
+                    and np.median(level[beyond]) >= vp_level - VP_MAX_BEYOND_DROP
+                    and np.median(texture[inside]) >= VP_MIN_INSIDE_TEXTURE * vp_texture):
+                if best is None or st > best[0]:
+                    best = (st, float(ts[i]), g)
+                break
+    if best is None:
+        return None
+    st, t, g = best
+    log.debug("adjacent sweep side %d: step %.4f at %.2f of the neighbour", side, st, t / nb_len)
+    return corners[far] + t * u, g, st
+
+
 def _retry_unseen(
     photo: np.ndarray, smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     sides: list[_Side], s: float, *, side: int,
@@ -1286,6 +1381,57 @@ def _retry_unseen(
             continue
         return r2, sides2, True
     return corners, sides, False
+
+
+def _repair_adjacent(
+    photo: np.ndarray, smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
+    sides: list[_Side], s: float, *, unfound: tuple[int, int],
+) -> tuple[np.ndarray, list[_Side], list[int]]:
+    """Two adjacent unfound sides, each searched from the two found sides (:func:`_adjacent_sweep`).
+
+    The quad is rebuilt from the two found sides' lines and the lines found (a side without one
+    keeps its line) and refined as in :func:`_retry_unseen`. Returns the corners, the sides and the
+    unfound sides the refinement confirms as clear straight steps onto the viewport (the others
+    stay unfound: their lines are only a better guess). Nothing changes when neither line is
+    found or the quad is implausible.
+    """
+    work = scale_points(corners, s)
+    lines = [_line_of(work, k) for k in range(4)]
+    moved = []
+    for k in unfound:
+        nb = next(j for j in ((k - 1) % 4, (k + 1) % 4) if j not in unfound)
+        found = _adjacent_sweep(smooth, tex, work, k, nb)
+        if found is not None:
+            lines[k] = (found[0], found[1])
+            moved.append(k)
+    if not moved:
+        return corners, sides, []
+    new = work.copy()
+    for i in range(4):
+        p = _intersect(lines[(i - 1) % 4][0], lines[(i - 1) % 4][1], lines[i][0], lines[i][1])
+        if p is None:
+            return corners, sides, []
+        new[i] = p
+    if not is_convex(new) or _aspect(new) > MAX_ASPECT:
+        return corners, sides, []
+    full = unscale_points(new, s)
+    low = MIN_DIM_EDGE_CONTRAST
+    r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s), min_contrast=low)
+    r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
+    lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
+               for k, (old, nw) in enumerate(zip(sides, sides2, strict=True)) if k not in unfound)
+    if lost or not is_convex(r2):
+        log.debug("adjacent sides %s: refinement lost a found side", unfound)
+        return full, sides, []
+    # An unfound bottom is typically a dim far field whose border the search cannot see: the
+    # step it finds may be a boundary inside the image (a text baseline, the end of the bright
+    # near field), so it stays a guess (moved on by :func:`_content_end`).
+    confirmed = [k for k in moved if sides2[k].support >= MIN_SIDE_SUPPORT
+                 and SIDE_NAMES[k] != "bottom"]
+    log.debug("adjacent sides %s: moved %s, confirmed %s (supports %s)", unfound, moved,
+              confirmed, [round(sd.support, 2) for sd in sides2])
+    return r2, [sides2[k] if k in confirmed or k not in unfound else sides[k] for k in range(4)], \
+        confirmed
 
 
 def _bezel_sides(smooth: np.ndarray, corners: np.ndarray) -> list[str]:
@@ -1942,6 +2088,12 @@ def detect(photo: np.ndarray) -> Quad:
                 unseen.remove(name)
         support = float(np.mean([sd.support for sd in sides]))
     retried = ""
+    pair = tuple(SIDE_NAMES.index(n) for n in unseen)
+    if len(pair) == 2 and (pair[1] - pair[0]) % 2 == 1 and method == "contour+edges" and sharp:
+        corners, sides, confirmed = _repair_adjacent(photo, smooth, tex, corners, sides, s,
+                                                     unfound=pair)
+        unseen = [n for n in unseen if SIDE_NAMES.index(n) not in confirmed]
+        support = float(np.mean([sd.support for sd in sides]))
     if len(unseen) == 1 and method == "contour+edges" and sharp:
         # The one side without a clear step, the three others being clear edges, gets a second
         # search. (Retrying each of two unfound sides put a second, invisible border on a
