@@ -347,6 +347,11 @@ def test_boundary_inside_image_running_off_photo_stays_flagged() -> None:
     # further down: a 24-line gap stopped the search (worst corner error 7.5 and 6.7 %).
     pytest.param("bus_0987-r", 12, id="deep-gap-12"),
     pytest.param("bus_0987-r", 23, id="deep-gap-23"),
+    # Bottoms placed along a slanted blob boundary: the lines through the vanishing point cross
+    # the side, and content beyond the inner corner but inside the side was not counted, so the
+    # search ended at once (worst corner error 19.8 and 10.4 %).
+    pytest.param("bus_0987-r", 5, id="slanted-5"),
+    pytest.param("bus_0838-s", 20, id="slanted-20"),
 ])
 def test_unfound_bottom_is_moved_to_where_content_ends(name: str, seed: int) -> None:
     # Simulated `typical` photos whose bottom was placed at a bright/dim boundary inside the
@@ -359,6 +364,22 @@ def test_unfound_bottom_is_moved_to_where_content_ends(name: str, seed: int) -> 
     assert _worst_error_of_diag(quad.corners, res.corners) < 0.015
     assert quad.details["edges_not_found"] == ["bottom"]
     assert quad.details["inner_sides"] == []
+    assert quad.score <= 0.5
+
+
+@pytest.mark.parametrize(("name", "seed"), [
+    ("bus_0187-l", 11), ("bus_0999-r", 11), ("bus_1028-l", 26),
+])
+def test_two_adjacent_unfound_sides_are_searched_from_the_found_ones(name: str, seed: int) -> None:
+    # Simulated `typical` photos where the bottom and a neighbouring side were both unfound: the
+    # vanishing sweep took each one's direction from the other, and the neighbour came out
+    # slanted (worst corner error 58, 7.6 and 5.6 % of the diagonal). The neighbour is searched
+    # from the two found sides alone, is a clear step there, and counts as found; the bottom
+    # stays a guess.
+    res = _simulated_typical(name, seed)
+    quad = detect(res.photo)
+    assert _worst_error_of_diag(quad.corners, res.corners) < 0.015
+    assert quad.details["edges_not_found"] == ["bottom"]
     assert quad.score <= 0.5
 
 
