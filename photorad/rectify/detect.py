@@ -108,6 +108,10 @@ MAX_CANDIDATES = 8
 SPLIT_FRACTION = 0.04
 #: How much wider the first edge search around such a split blob's quad is.
 SPLIT_SEARCH_FACTOR = 4.0
+#: Unfound sides allowed on a quad split off a blob that runs off the photo (it is then flagged).
+#: None was allowed before; one raised the simulated hard mean Jaccard by 0.0065 / 0.0128 on seeds
+#: 0 / 1 (5 photos answered instead of refused, one of them a flagged bad quad), typical unchanged.
+SPLIT_MAX_UNSEEN = 1
 
 _SMOOTH = np.array([[0.25, 0.5, 0.25]], dtype=np.float32)
 #: Blur scales (σ of the matched low-pass, working px) tried by the fallback for photos whose
@@ -2015,7 +2019,8 @@ def detect(photo: np.ndarray) -> Quad:
 
     good = plausible(whole)
     # Blobs split off a blob that runs off the photo (the image merged with a toolbar) are only
-    # a fallback, and their quad is kept only when its four sides are clear edges.
+    # a fallback, and their quad is kept only when at least three of its sides are clear edges
+    # (:data:`SPLIT_MAX_UNSEEN`), flagged when one is not.
     split_only = not good
     if split_only:
         good = plausible(_split_candidates(masks))
@@ -2124,9 +2129,10 @@ def detect(photo: np.ndarray) -> Quad:
     # the monitor's bezel, the quad may be the whole screen: say so rather than claim it.
     bezel = _bezel_sides(smooth, scale_points(corners, s))
     screen_like = bezel if len(bezel) >= MIN_BEZEL_SIDES else []
-    if split_only and (unseen or screen_like or method != "contour+edges"):
+    if split_only and (len(unseen) > SPLIT_MAX_UNSEEN or screen_like
+                       or method != "contour+edges"):
         raise NoScreenFoundError(_describe_failure(whole, stats, split=True))
-    # The blurred-photo fallback, like the split one, answers only with four clear sides, and
+    # The blurred-photo fallback answers only with four clear sides, and
     # not when even one side looks like the bezel: a lit viewport's four edges onto the bezel
     # are as clear as an image's once blur is averaged out (one side rising beyond is enough
     # doubt here, where the first pass saw no clear edge at all).
