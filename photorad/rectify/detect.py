@@ -1242,8 +1242,10 @@ def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
 
 
 #: Directions tried by :func:`_adjacent_sweep`: the opposite side's direction turned by these
-#: angles (degrees). Keystone of a few tens of degrees turns an image's opposite sides by less.
-ADJ_ANGLES_DEG = np.arange(-12.0, 12.01, 0.5)
+#: angles (degrees; keystone of a few tens of degrees turns an image's opposite sides by less),
+#: then the best one ± :data:`ADJ_FINE_DEG`.
+ADJ_ANGLES_DEG = np.arange(-12.0, 12.01, 1.0)
+ADJ_FINE_DEG = 0.5
 #: Stretch of each candidate line sampled, as fractions of the opposite side's length from the
 #: corner on the found neighbour: short of the far corner, whose side is not known either.
 ADJ_SPAN = (0.08, 0.6)
@@ -1301,8 +1303,17 @@ def _adjacent_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, si
     vp_texture = float(np.median(_sample_map(tex, flank[:, 0:1], flank[:, 1:2])))
     b0, b1 = VP_BEYOND
     s = np.linspace(ADJ_SPAN[0], ADJ_SPAN[1], ADJ_SAMPLES)[None, :, None] * opp_len
-    best: tuple[float, float, np.ndarray] | None = None
-    for ang in np.deg2rad(ADJ_ANGLES_DEG):
+    best: tuple[float, float, np.ndarray, float] | None = None
+
+    def search(angles_deg: np.ndarray) -> None:
+        nonlocal best
+        for ang_deg in angles_deg:
+            found = border_at(float(ang_deg))
+            if found is not None and (best is None or found[0] > best[0]):
+                best = (*found, float(ang_deg))
+
+    def border_at(ang_deg: float) -> tuple[float, float, np.ndarray] | None:
+        ang = np.deg2rad(ang_deg)
         c, sn = np.cos(ang), np.sin(ang)
         g = np.array([c * g0[0] - sn * g0[1], sn * g0[0] + c * g0[1]])
         n = np.array([-g[1], g[0]])
@@ -1316,22 +1327,26 @@ def _adjacent_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, si
         level = np.median(_sample_map(smooth, pts[..., 0], pts[..., 1]), axis=1)
         texture = np.median(_sample_map(tex, pts[..., 0], pts[..., 1]), axis=1)
         noise = 1.4826 * float(np.median(np.abs(step - np.median(step))))
-        for i in range(max(1, b1), len(ts) - b1):
+        mid = step[b1:len(ts) - b1]
+        peaks = b1 + np.flatnonzero(
+            (mid >= step[b1 - 1:len(ts) - b1 - 1]) & (mid > step[b1 + 1:len(ts) - b1 + 1])
+            & (mid >= max(MIN_DIM_EDGE_CONTRAST, VP_MIN_Z * noise)))
+        for i in peaks:
             st = float(step[i])
             beyond, inside = slice(i + b0, i + b1), slice(i - b1, i - b0)
-            if not (st >= step[i - 1] and st > step[i + 1]
-                    and st >= max(MIN_DIM_EDGE_CONTRAST, VP_MIN_Z * noise)):
-                continue
             if (np.max(np.abs(step[beyond])) <= VP_MAX_BEYOND_STEP * st
                     and np.median(texture[beyond]) <= VP_MAX_BEYOND_TEXTURE * vp_texture
                     and np.median(level[beyond]) >= vp_level - VP_MAX_BEYOND_DROP
                     and np.median(texture[inside]) >= VP_MIN_INSIDE_TEXTURE * vp_texture):
-                if best is None or st > best[0]:
-                    best = (st, float(ts[i]), g)
-                break
+                return st, float(ts[i]), g
+        return None
+
+    search(ADJ_ANGLES_DEG)
+    if best is not None:
+        search(best[3] + np.array([-ADJ_FINE_DEG, ADJ_FINE_DEG]))
     if best is None:
         return None
-    st, t, g = best
+    st, t, g, _ = best
     log.debug("adjacent sweep side %d: step %.4f at %.2f of the neighbour", side, st, t / nb_len)
     return corners[far] + t * u, g, st
 
