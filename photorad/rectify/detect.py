@@ -1263,13 +1263,14 @@ def _adjacent_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, si
     The vanishing sweep (:func:`_vanishing_sweep`) takes a side's direction from the three
     others, which fails when two adjacent sides are guesses: each one's direction then depends on
     the other's. Here the side's line is searched from the two found sides only: through each
-    point of the found ``neighbour``'s line, from half way along it outwards, in directions
-    within :data:`ADJ_ANGLES_DEG` of the opposite side's. A candidate is judged by the step
-    across it along :data:`ADJ_SPAN` of its length, as the vanishing sweep judges one (a peak of
-    the step profile that stands out of its noise, flat viewport beyond and content inside);
-    for each direction the innermost border counts, and the direction with the largest step
-    wins (a line at the wrong angle crosses the border instead of following it, which lowers its
-    median step). Returns (point, unit direction, step) in working px, or ``None``.
+    point of the found ``neighbour``'s line over :data:`ADJ_REACH` of its length, in the
+    directions :data:`ADJ_ANGLES_DEG` from the opposite side's (then the best ± :data:`ADJ_FINE_DEG`).
+    A candidate is judged by the step across it along :data:`ADJ_SPAN` of the opposite side's
+    length, as the vanishing sweep judges one (a peak of the step profile that stands out of its
+    noise, flat viewport beyond and content inside); for each direction the innermost border
+    counts, and the direction with the largest step wins (a line at the wrong angle crosses the
+    border instead of following it, which lowers its median step). Returns (point, unit
+    direction, step) in working px, or ``None``.
     """
     h, w = smooth.shape
     opp = (side + 2) % 4
