@@ -973,6 +973,22 @@ def _trim_side(smooth: np.ndarray, corners: np.ndarray, side: int, *,
     return new
 
 
+def _refine_moved(photo: np.ndarray, corners: np.ndarray, s: float, *,
+                  min_contrast: float = MIN_EDGE_CONTRAST) -> tuple[np.ndarray, list[_Side]]:
+    """Refine corners after a side was moved: a wide first search (the move is coarse), then the
+    usual one; returns the second's corners and sides."""
+    r1, _ = _refine(photo, corners, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s),
+                    min_contrast=min_contrast)
+    return _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=min_contrast)
+
+
+def _lost_found_side(before: list[_Side], after: list[_Side], *,
+                     skip: tuple[int, ...] = ()) -> bool:
+    """Whether a side found in ``before`` (other than those in ``skip``) is no longer found."""
+    return any(old.support >= MIN_SIDE_SUPPORT > new.support
+               for k, (old, new) in enumerate(zip(before, after, strict=True)) if k not in skip)
+
+
 def _trim_sides(
     photo: np.ndarray, smooth: np.ndarray, corners: np.ndarray, sides: list[_Side], s: float,
     *, strip: bool = False,
@@ -989,15 +1005,10 @@ def _trim_sides(
         new = _trim_side(smooth, work, side, levels=_end_levels(smooth, work), strip=strip)
         if new is None:
             continue
-        full = unscale_points(new, s)
-        low = MIN_DIM_EDGE_CONTRAST
-        r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s),
-                        min_contrast=low)
-        r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
-        if not is_convex(r2) or sides2[side].support < MIN_SIDE_SUPPORT or any(
-            old.support >= MIN_SIDE_SUPPORT and new_sd.support < MIN_SIDE_SUPPORT
-            for old, new_sd in zip(sides, sides2, strict=True)
-        ):
+        r2, sides2 = _refine_moved(photo, unscale_points(new, s), s,
+                                   min_contrast=MIN_DIM_EDGE_CONTRAST)
+        if (not is_convex(r2) or sides2[side].support < MIN_SIDE_SUPPORT
+                or _lost_found_side(sides, sides2)):
             log.debug("trim side %d: refined supports %s", side,
                       [round(sd.support, 2) for sd in sides2])
             continue
@@ -1032,10 +1043,8 @@ def _undo_expansion(
     new[side], new[(side + 1) % 4] = p1, p2
     if not is_convex(new):
         return corners, sides, False
-    r1, _ = _refine(photo, new, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s))
-    r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s))
-    lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
-               for old, nw in zip(sides, sides2, strict=True))
+    r2, sides2 = _refine_moved(photo, new, s)
+    lost = _lost_found_side(sides, sides2)
     log.debug("undo expansion of side %d (%.1f / %.1f px out): supports %s", side, *out,
               [round(sd.support, 2) for sd in sides2])
     if not is_convex(r2) or lost or sides2[side].support < MIN_SIDE_SUPPORT:
@@ -1144,6 +1153,52 @@ def _pencil(corners: np.ndarray, side: int, shape: tuple[int, int]) -> _Pencil |
                    (la_len, lb_len))
 
 
+def _steps_across(smooth: np.ndarray, tex: np.ndarray, pts: np.ndarray, normals: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate line of ``pts`` (lines, samples, xy): the median step across it (level
+    :data:`VP_STEP_HALF` px inside minus outside, ``normals`` outward and broadcastable to
+    ``pts``), and the median level and texture on it."""
+    off = VP_STEP_HALF * normals
+    before = _sample_map(smooth, (pts - off)[..., 0], (pts - off)[..., 1])
+    after = _sample_map(smooth, (pts + off)[..., 0], (pts + off)[..., 1])
+    step = np.median(before - after, axis=1)
+    level = np.median(_sample_map(smooth, pts[..., 0], pts[..., 1]), axis=1)
+    texture = np.median(_sample_map(tex, pts[..., 0], pts[..., 1]), axis=1)
+    return step, level, texture
+
+
+def _viewport_outside(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
+                      sides: tuple[int, ...]) -> tuple[float, float]:
+    """Median level and texture of the viewport just outside ``sides``, along their length."""
+    normals = _outward_normals(corners)
+    vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 2.5, 1.0)[None, :, None]
+    along = np.linspace(0.05, 0.95, 40)[:, None, None]
+    flank = np.concatenate([
+        (corners[k][None, None] * (1 - along) + corners[(k + 1) % 4][None, None] * along
+         + vo * normals[k][2][None, None]).reshape(-1, 2)
+        for k in sides
+    ])
+    return (float(np.median(_sample_map(smooth, flank[:, 0:1], flank[:, 1:2]))),
+            float(np.median(_sample_map(tex, flank[:, 0:1], flank[:, 1:2]))))
+
+
+def _viewport_beyond(step: np.ndarray, level: np.ndarray, texture: np.ndarray, i: int,
+                     vp_level: float, vp_texture: float) -> bool:
+    """Whether the step at line ``i`` has flat viewport beyond and image content inside.
+
+    Beyond (:data:`VP_BEYOND` lines out): no step over :data:`VP_MAX_BEYOND_STEP` of it, texture
+    and level as the viewport's (a darker outside is the bezel); inside: texture of content.
+    """
+    b0, b1 = VP_BEYOND
+    beyond, inside = slice(i + b0, i + b1), slice(max(0, i - b1), max(1, i - b0))
+    return bool(
+        np.max(np.abs(step[beyond])) <= VP_MAX_BEYOND_STEP * float(step[i])
+        and np.median(texture[beyond]) <= VP_MAX_BEYOND_TEXTURE * vp_texture
+        and np.median(level[beyond]) >= vp_level - VP_MAX_BEYOND_DROP
+        and np.median(texture[inside]) >= VP_MIN_INSIDE_TEXTURE * vp_texture
+    )
+
+
 def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
                      side: int) -> np.ndarray | None:
     """Outward search for the border of ``side`` along lines through its vanishing point.
@@ -1182,36 +1237,18 @@ def _vanishing_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     e = (pb - pa) / np.maximum(np.linalg.norm(pb - pa, axis=1, keepdims=True), 1e-9)
     nrm = np.c_[-e[:, 1], e[:, 0]]
     nrm *= np.where(nrm @ d < 0, -1.0, 1.0)[:, None]  # outward
-    off = VP_STEP_HALF * nrm[:, None, :]
-    before = _sample_map(smooth, (pts - off)[..., 0], (pts - off)[..., 1])
-    after = _sample_map(smooth, (pts + off)[..., 0], (pts + off)[..., 1])
-    step = np.median(before - after, axis=1)
-    level = np.median(_sample_map(smooth, pts[..., 0], pts[..., 1]), axis=1)
-    texture = np.median(_sample_map(tex, pts[..., 0], pts[..., 1]), axis=1)
+    step, level, texture = _steps_across(smooth, tex, pts, nrm[:, None, :])
     # The viewport beside the image: outside the two neighbouring sides, along their length.
-    normals = _outward_normals(corners)
-    vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 2.5, 1.0)[None, :, None]
-    along = np.linspace(0.05, 0.95, 40)[:, None, None]
-    flank = np.concatenate([
-        (corners[k][None, None] * (1 - along) + corners[(k + 1) % 4][None, None] * along
-         + vo * normals[k][2][None, None]).reshape(-1, 2)
-        for k in (prev_side, next_side)
-    ])
-    vp_level = float(np.median(_sample_map(smooth, flank[:, 0:1], flank[:, 1:2])))
-    vp_texture = float(np.median(_sample_map(tex, flank[:, 0:1], flank[:, 1:2])))
+    vp_level, vp_texture = _viewport_outside(smooth, tex, corners, (prev_side, next_side))
     noise = 1.4826 * float(np.median(np.abs(step - np.median(step))))
     b0, b1 = VP_BEYOND
 
     def is_border(i: int) -> bool:
-        beyond, inside = slice(i + b0, i + b1), slice(max(0, i - b1), max(1, i - b0))
         st = float(step[i])
         return bool(
             st >= step[i - 1] and st > step[i + 1]  # a peak of the step profile
             and st >= max(MIN_DIM_EDGE_CONTRAST, VP_MIN_Z * noise)
-            and np.max(np.abs(step[beyond])) <= VP_MAX_BEYOND_STEP * st  # flat beyond
-            and np.median(texture[beyond]) <= VP_MAX_BEYOND_TEXTURE * vp_texture
-            and np.median(level[beyond]) >= vp_level - VP_MAX_BEYOND_DROP  # not the bezel
-            and np.median(texture[inside]) >= VP_MIN_INSIDE_TEXTURE * vp_texture  # content
+            and _viewport_beyond(step, level, texture, i, vp_level, vp_texture)
         )
 
     for i in range(1, n_in - b1):
@@ -1294,15 +1331,8 @@ def _adjacent_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, si
     if n_in < 3 * VP_BEYOND[1]:
         return None
     ts, base = ts[:n_in], base[:n_in]
-    # The viewport outside the found neighbour, along its length.
-    nrm_nb = _outward_normals(corners)[neighbour][2]
-    vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 2.5, 1.0)[None, :, None]
-    along = np.linspace(0.05, 0.95, 40)[:, None, None]
-    flank = (corners[far][None, None] * (1 - along) + corners[shared][None, None] * along
-             + vo * nrm_nb[None, None]).reshape(-1, 2)
-    vp_level = float(np.median(_sample_map(smooth, flank[:, 0:1], flank[:, 1:2])))
-    vp_texture = float(np.median(_sample_map(tex, flank[:, 0:1], flank[:, 1:2])))
-    b0, b1 = VP_BEYOND
+    vp_level, vp_texture = _viewport_outside(smooth, tex, corners, (neighbour,))
+    b1 = VP_BEYOND[1]
     s = np.linspace(ADJ_SPAN[0], ADJ_SPAN[1], ADJ_SAMPLES)[None, :, None] * opp_len
     best: tuple[float, float, np.ndarray, float] | None = None
 
@@ -1321,25 +1351,15 @@ def _adjacent_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, si
         if np.dot(n, u) < 0:
             n = -n  # outward: away from the opposite side
         pts = base[:, None, :] + s * g[None, None, :]
-        off = VP_STEP_HALF * n[None, None, :]
-        before = _sample_map(smooth, (pts - off)[..., 0], (pts - off)[..., 1])
-        after = _sample_map(smooth, (pts + off)[..., 0], (pts + off)[..., 1])
-        step = np.median(before - after, axis=1)
-        level = np.median(_sample_map(smooth, pts[..., 0], pts[..., 1]), axis=1)
-        texture = np.median(_sample_map(tex, pts[..., 0], pts[..., 1]), axis=1)
+        step, level, texture = _steps_across(smooth, tex, pts, n[None, None, :])
         noise = 1.4826 * float(np.median(np.abs(step - np.median(step))))
         mid = step[b1:len(ts) - b1]
         peaks = b1 + np.flatnonzero(
             (mid >= step[b1 - 1:len(ts) - b1 - 1]) & (mid > step[b1 + 1:len(ts) - b1 + 1])
             & (mid >= max(MIN_DIM_EDGE_CONTRAST, VP_MIN_Z * noise)))
         for i in peaks:
-            st = float(step[i])
-            beyond, inside = slice(i + b0, i + b1), slice(i - b1, i - b0)
-            if (np.max(np.abs(step[beyond])) <= VP_MAX_BEYOND_STEP * st
-                    and np.median(texture[beyond]) <= VP_MAX_BEYOND_TEXTURE * vp_texture
-                    and np.median(level[beyond]) >= vp_level - VP_MAX_BEYOND_DROP
-                    and np.median(texture[inside]) >= VP_MIN_INSIDE_TEXTURE * vp_texture):
-                return st, float(ts[i]), g
+            if _viewport_beyond(step, level, texture, int(i), vp_level, vp_texture):
+                return float(step[i]), float(ts[i]), g
         return None
 
     search(ADJ_ANGLES_DEG)
@@ -1384,13 +1404,9 @@ def _retry_unseen(
         full = unscale_points(new, s)
         # A dim band's border is a small step: accept it from a third of the usual contrast
         # (the outside must still be flat, and the step a straight line along most of the side).
-        low = MIN_DIM_EDGE_CONTRAST
-        r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s),
-                        min_contrast=low)
-        r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
-        lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
-                   for old, nw in zip(sides, sides2, strict=True))
-        confirmed = is_convex(r2) and not lost and sides2[side].support >= MIN_SIDE_SUPPORT
+        r2, sides2 = _refine_moved(photo, full, s, min_contrast=MIN_DIM_EDGE_CONTRAST)
+        confirmed = (is_convex(r2) and not _lost_found_side(sides, sides2)
+                     and sides2[side].support >= MIN_SIDE_SUPPORT)
         if search is _vanishing_sweep:
             # The sweep picks one of several straight steps, and the refinement confirming it is
             # no proof against a wrong pick: the border is kept as the better guess, flagged.
@@ -1441,12 +1457,8 @@ def _repair_adjacent(
     if not is_convex(new) or _aspect(new) > MAX_ASPECT:
         return corners, sides, []
     full = unscale_points(new, s)
-    low = MIN_DIM_EDGE_CONTRAST
-    r1, _ = _refine(photo, full, search_px=max(6.0, FIRST_SEARCH_WORK_PX / s), min_contrast=low)
-    r2, sides2 = _refine(photo, r1, search_px=max(3.0, 1.5 / s), min_contrast=low)
-    lost = any(old.support >= MIN_SIDE_SUPPORT > nw.support
-               for k, (old, nw) in enumerate(zip(sides, sides2, strict=True)) if k not in unfound)
-    if lost or not is_convex(r2):
+    r2, sides2 = _refine_moved(photo, full, s, min_contrast=MIN_DIM_EDGE_CONTRAST)
+    if _lost_found_side(sides, sides2, skip=unfound) or not is_convex(r2):
         log.debug("adjacent sides %s: refinement lost a found side", unfound)
         return full, sides, []
     confirmed = [k for k in moved if sides2[k].support >= MIN_SIDE_SUPPORT]
