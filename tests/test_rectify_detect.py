@@ -8,7 +8,7 @@ from photorad.data.paths import sample_dir
 from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
 from photorad.io import load_original
 from photorad.rectify import detect, quality, warp
-from photorad.rectify.geometry import quad_size
+from photorad.rectify.geometry import Quad, quad_size
 from photorad.simulate import SimResult, simulate_photo
 from tests.test_rectify_synth import (
     dark_bottom_original,
@@ -31,6 +31,18 @@ def _corner_error(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def _worst_error_of_diag(found: np.ndarray, truth: np.ndarray) -> float:
     """Largest corner error as a fraction of the true quad's TL–BR diagonal."""
     return float(_corner_error(found, truth).max() / np.hypot(*(truth[2] - truth[0])))
+
+
+def _detect_with_bottom_guess(name: str, seed: int, *, max_error: float
+                              ) -> tuple[SimResult, Quad]:
+    """Detect on :func:`_simulated_typical` and check the quad is close to the truth (worst corner
+    error under ``max_error`` of the diagonal) with only the bottom reported as a guess."""
+    res = _simulated_typical(name, seed)
+    quad = detect(res.photo)
+    assert _worst_error_of_diag(quad.corners, res.corners) < max_error
+    assert quad.details["edges_not_found"] == ["bottom"]
+    assert quad.score <= 0.5
+    return res, quad
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -305,12 +317,8 @@ def test_boundary_inside_image_is_moved_to_where_borders_end(name: str, seed: in
     # 27–36 % of the diagonal), flagged as possibly inside the image. The image's left and right
     # borders run on past its corners; the bottom is moved to where they end. It is a guess (no
     # bottom border was seen), so it stays reported as not found.
-    res = _simulated_typical(name, seed)
-    quad = detect(res.photo)
-    assert _worst_error_of_diag(quad.corners, res.corners) < 0.015
-    assert quad.details["edges_not_found"] == ["bottom"]
+    res, quad = _detect_with_bottom_guess(name, seed, max_error=0.015)
     assert quad.details["inner_sides"] == []
-    assert quad.score <= 0.5
     check = quality(res.photo, quad).checks["edges"]
     assert check.status == "warn" and "bottom edge was not found" in check.note
 
@@ -319,11 +327,7 @@ def test_boundary_inside_image_is_moved_to_where_borders_end(name: str, seed: in
 def test_boundary_inside_image_moved_out_is_closer(name: str, seed: int) -> None:
     # As above, but one side's border fades before the corner: the move is short of the truth
     # (Jaccard 0.58–0.66 before, ≈ 0.90–0.96 after; worst corner error 25–35 % before).
-    res = _simulated_typical(name, seed)
-    quad = detect(res.photo)
-    assert _worst_error_of_diag(quad.corners, res.corners) < 0.16
-    assert quad.details["edges_not_found"] == ["bottom"]
-    assert quad.score <= 0.5
+    _detect_with_bottom_guess(name, seed, max_error=0.16)
 
 
 def test_boundary_inside_image_running_off_photo_stays_flagged() -> None:
@@ -363,12 +367,8 @@ def test_unfound_bottom_is_moved_to_where_content_ends(name: str, seed: int) -> 
     # the old detector left it there (first two: Jaccard 0.21 and 0.77, worst corner error 69
     # and 16 % of the diagonal). The bottom is moved out to where that content ends, along lines
     # through its vanishing point; a guess, so it stays reported as not found.
-    res = _simulated_typical(name, seed)
-    quad = detect(res.photo)
-    assert _worst_error_of_diag(quad.corners, res.corners) < 0.015
-    assert quad.details["edges_not_found"] == ["bottom"]
+    _, quad = _detect_with_bottom_guess(name, seed, max_error=0.015)
     assert quad.details["inner_sides"] == []
-    assert quad.score <= 0.5
 
 
 @pytest.mark.parametrize(("name", "seed"), [
@@ -380,11 +380,7 @@ def test_two_adjacent_unfound_sides_are_searched_from_the_found_ones(name: str, 
     # slanted (worst corner error 58, 7.6 and 5.6 % of the diagonal). The neighbour is searched
     # from the two found sides alone, is a clear step there, and counts as found; the bottom
     # stays a guess.
-    res = _simulated_typical(name, seed)
-    quad = detect(res.photo)
-    assert _worst_error_of_diag(quad.corners, res.corners) < 0.015
-    assert quad.details["edges_not_found"] == ["bottom"]
-    assert quad.score <= 0.5
+    _detect_with_bottom_guess(name, seed, max_error=0.015)
 
 
 @pytest.mark.parametrize(("name", "seed"), [("bus_0604-r", 12), ("bus_0187-l", 12)])
