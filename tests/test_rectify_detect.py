@@ -265,6 +265,23 @@ def test_lit_screen_taken_for_image_is_flagged() -> None:
     assert "whole screen" in check.note
 
 
+@pytest.mark.parametrize("name", ["bus_0338-l", "bus_1020-r"])
+def test_image_inside_lit_screen_is_found_by_a_second_search(name: str) -> None:
+    # Simulated `hard` photos (seed 5) of a lit grey viewport: the first search returns the
+    # whole lit screen (worst corner error 77 and 73 % of the diagonal; screen-like sides or
+    # background inside flagged). The blobs inside that quad are searched again; the image is
+    # found there, with all four sides clear, and the first quad is kept in the details.
+    original = load_original(sample_dir() / "Images" / f"{name}.png")
+    res = simulate_photo(original, preset="hard", seed=5, size=(1344, 1008))
+    quad = detect(res.photo)
+    assert _worst_error_of_diag(quad.corners, res.corners) <= 0.01
+    assert quad.details["edges_not_found"] == []
+    assert quad.details["screen_edge_sides"] == []
+    outer = np.asarray(quad.details["inside_of"])
+    assert cv2.contourArea(outer.astype(np.float32)) > 2 * cv2.contourArea(
+        quad.corners.astype(np.float32))
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_image_with_room_beyond_wide_viewport_is_not_flagged(seed: int) -> None:
     # The bezel test must not fire on an ordinary image: the viewport around it is wide.

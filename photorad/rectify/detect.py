@@ -29,6 +29,10 @@ bezel. :func:`detect` works in two passes:
 A quad beyond two or more of whose sides lies a thin dark band and then something brighter
 (a monitor's bezel and the room, :func:`_bezel_sides`) may be the whole lit screen rather than the
 image: it is reported in ``Quad.details["screen_edge_sides"]`` and caps the score at 0.5 too.
+Such a quad, or one with viewer background just inside two or more sides, is searched again
+(:func:`detect`): only blobs inside it count, with levels taken inside it, and a blob that
+reaches one of its flagged sides runs off it. An answer that is neither screen-like nor holds
+background, with at most two sides unfound, replaces it (``details["inside_of"]`` keeps it).
 When every blob holding the image runs off the photo (the image merged with a toolbar that does),
 the blobs are opened with a kernel wider than such strips and the freed blobs are tried as a
 fallback, kept only when all four sides are clear edges.
@@ -134,6 +138,21 @@ BLUR_TANGENT_LINES = 5
 BLUR_REACH = 4.0
 
 
+# The second search inside a screen-like quad (:func:`detect`): the most sides its answer may
+# leave unfound, and the width of the rim along the first quad's flagged sides that its blobs
+# may not reach (working px).
+INSIDE_MAX_UNSEEN = 2
+INSIDE_RIM_PX = 5
+
+@dataclass(frozen=True)
+class _Region:
+    """Where a second search looks for blobs (working resolution, 0/1 masks): ``mask`` the
+    area, ``rim`` the part of its border that a blob may not reach."""
+
+    mask: np.ndarray
+    rim: np.ndarray
+
+
 @dataclass(frozen=True)
 class _Candidate:
     corners: np.ndarray  # working-resolution corners, TL, TR, BR, BL
@@ -187,12 +206,13 @@ def _fit_quad(contour: np.ndarray) -> np.ndarray | None:
     return order_corners(rect.astype(np.float64))
 
 
-def _blobs(smooth: np.ndarray, thr: float, *, masks: list[np.ndarray] | None = None
-           ) -> list[_Candidate]:
+def _blobs(smooth: np.ndarray, thr: float, *, masks: list[np.ndarray] | None = None,
+           within: _Region | None = None) -> list[_Candidate]:
     """Quad candidates from the blobs of ``smooth > thr`` (closed to bridge dark image parts).
 
     When a blob runs off the photo and ``masks`` is given, the closed mask is appended to it for
-    :func:`_split_candidates`.
+    :func:`_split_candidates`. ``within`` limits the blobs to a region; a blob that reaches its
+    rim runs off it (:func:`_mask_candidates`).
     """
     h, w = smooth.shape
     mask = (smooth > thr).astype(np.uint8)
@@ -200,13 +220,16 @@ def _blobs(smooth: np.ndarray, thr: float, *, masks: list[np.ndarray] | None = N
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
-    out = _mask_candidates(mask)
+    if within is not None:
+        mask &= within.mask
+    out = _mask_candidates(mask, within=within)
     if masks is not None and any(c.touches for c in out):
         masks.append(mask)
     return out
 
 
-def _split_candidates(masks: list[np.ndarray]) -> list[_Candidate]:
+def _split_candidates(masks: list[np.ndarray], *, within: _Region | None = None
+                      ) -> list[_Candidate]:
     """Candidates freed from blobs that run off the photo by opening their masks.
 
     A blob that runs off the photo may be the image merged with a UI strip (a toolbar or the
@@ -219,13 +242,20 @@ def _split_candidates(masks: list[np.ndarray]) -> list[_Candidate]:
         ks = max(5, round(SPLIT_FRACTION * max(mask.shape)))
         opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN,
                                   cv2.getStructuringElement(cv2.MORPH_RECT, (ks, ks)))
-        out += [replace(c, split=True) for c in _mask_candidates(opened) if not c.touches]
+        out += [replace(c, split=True) for c in _mask_candidates(opened, within=within)
+                if not c.touches]
     return out
 
 
-def _mask_candidates(mask: np.ndarray) -> list[_Candidate]:
-    """One candidate per blob of a binary mask (large enough, with a convex quad fit)."""
+def _mask_candidates(mask: np.ndarray, *, within: _Region | None = None
+                     ) -> list[_Candidate]:
+    """One candidate per blob of a binary mask (large enough, with a convex quad fit).
+
+    A blob that reaches the rim of the ``within`` region (when given) runs off it, as one that
+    reaches the photo's edge runs off the photo: its ``touches`` lists ``"region"``.
+    """
     h, w = mask.shape
+    rim = None if within is None else within.rim
     # RETR_CCOMP lists the outer boundary of every blob, also of blobs inside holes of others
     # (the image inside the dark viewport inside the bright room).
     contours, hier = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
@@ -250,6 +280,8 @@ def _mask_candidates(mask: np.ndarray) -> list[_Candidate]:
             )
             if hit
         )
+        if rim is not None and rim[cnt[:, 0, 1], cnt[:, 0, 0]].any():
+            touches += ("region",)
         quad = _fit_quad(cnt)
         if quad is None or not is_convex(quad):
             continue
@@ -261,7 +293,8 @@ def _mask_candidates(mask: np.ndarray) -> list[_Candidate]:
 
 
 def _candidates(
-    smooth: np.ndarray, tex: np.ndarray, *, masks: list[np.ndarray] | None = None
+    smooth: np.ndarray, tex: np.ndarray, *, masks: list[np.ndarray] | None = None,
+    within: _Region | None = None,
 ) -> tuple[list[_Candidate], dict[str, float]]:
     """Candidates over several thresholds between the viewport level and the bright level.
 
@@ -269,9 +302,11 @@ def _candidates(
     the room); a higher threshold then still separates the image, so several are tried and the
     most rectangular large blob wins later. ``smooth`` is the working grey image blurred by
     σ = 1 px, ``tex`` its :func:`_local_std`. The closed masks with a blob that runs off the
-    photo are appended to ``masks`` (for :func:`_split_candidates`).
+    photo are appended to ``masks`` (for :func:`_split_candidates`). With ``within``, levels
+    and blobs are taken inside that region only.
     """
-    sample = smooth[::3, ::3]  # percentiles of a 1-in-9 subsample: same levels, 9× cheaper
+    # Percentiles of a 1-in-9 subsample: same levels, 9× cheaper.
+    sample = smooth[::3, ::3] if within is None else smooth[::3, ::3][within.mask[::3, ::3] > 0]
     dark, bright = (float(v) for v in np.percentile(sample, [3, 97]))
     stats = {"dark_level": dark, "bright_level": bright}
     if bright - dark < 0.08:
@@ -279,14 +314,15 @@ def _candidates(
     stats["threshold"] = dark + max(0.05, 0.15 * (bright - dark))
     out: list[_Candidate] = []
     for frac in THRESHOLD_FRACTIONS:
-        out += _blobs(smooth, dark + max(0.05, frac * (bright - dark)), masks=masks)
+        out += _blobs(smooth, dark + max(0.05, frac * (bright - dark)), masks=masks,
+                      within=within)
     # Texture: the viewport is flat (even when veiling glare or ambient light lifts it to the
     # image's grey level), while ultrasound speckle is not.
-    t_tex = _otsu(tex)
+    t_tex = _otsu(tex, within=None if within is None else within.mask)
     stats["texture_threshold"] = t_tex
     if t_tex > 0:
-        out += _blobs(tex, t_tex, masks=masks)
-        out += _blobs(tex, 0.5 * t_tex, masks=masks)
+        out += _blobs(tex, t_tex, masks=masks, within=within)
+        out += _blobs(tex, 0.5 * t_tex, masks=masks, within=within)
     return out, stats
 
 
@@ -298,8 +334,10 @@ def _local_std(grey: np.ndarray, *, win: int = 7) -> np.ndarray:
     return np.sqrt(np.maximum(m2 - m * m, 0.0))
 
 
-def _otsu(values: np.ndarray) -> float:
-    """Otsu threshold of a non-negative float map (0 when it is flat)."""
+def _otsu(values: np.ndarray, *, within: np.ndarray | None = None) -> float:
+    """Otsu threshold of a non-negative float map (0 when it is flat), inside ``within``."""
+    if within is not None:
+        values = values[within > 0].reshape(-1, 1)
     top = float(np.percentile(values[::3, ::3], 99.5))
     if top <= 1e-6:
         return 0.0
@@ -2024,8 +2062,9 @@ def detect(photo: np.ndarray) -> Quad:
         ``inner_sides`` (sides that seem to lie inside the image and could not be moved out),
         ``background_inside_sides`` (sides with flat viewer background just inside them, listed
         when two or more are), ``retried_side`` (the side placed by the relaxed retry, or "")
-        and ``blur_px`` (the blur scale of the edge measure in photo px: 0 unless the
-        blurred-photo fallback was needed).
+        ``blur_px`` (the blur scale of the edge measure in photo px: 0 unless the
+        blurred-photo fallback was needed) and, when the image area was found by a second
+        search inside a screen-like first quad, ``inside_of`` (that quad's corners).
 
     Raises
     ------
@@ -2034,12 +2073,56 @@ def detect(photo: np.ndarray) -> Quad:
         screen edges not visible …).
     """
     photo = _check_photo(photo)
+    quad = _detect_once(photo)
+    d = quad.details
+    if not (d["screen_edge_sides"] or d["background_inside_sides"]):
+        return quad
+    # The quad may be the whole lit screen (or take in viewer background): the image is then a
+    # smaller area inside it. Search again among the blobs that lie inside the quad, and take
+    # that answer when it is an image area of its own: neither screen-like nor holding
+    # background, with at most :data:`INSIDE_MAX_UNSEEN` sides unfound.
+    try:
+        inner = _detect_once(photo, within=quad)
+    except NoScreenFoundError:
+        return quad
+    di = inner.details
+    if (di["screen_edge_sides"] or di["background_inside_sides"]
+            or len(di["edges_not_found"]) > INSIDE_MAX_UNSEEN):
+        return quad
+    log.debug("detect: image area found inside a screen-like quad")
+    return replace(inner, details={**di, "inside_of": [[round(float(x), 2), round(float(y), 2)]
+                                                         for x, y in quad.corners]})
+
+
+def _inside_region(quad: Quad, shape: tuple[int, int], s: float) -> _Region:
+    """The area of a screen-like quad, with a rim along its flagged sides.
+
+    A side flagged as the bezel's or with background just inside it is no border of the image
+    inside: a blob that reaches it is the lit viewport, not the image. The other sides may be
+    the image's own borders.
+    """
+    corners = scale_points(quad.corners, s)
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(corners).astype(np.int32)], 1)
+    rim = np.zeros(shape, np.uint8)
+    flagged = set(quad.details["screen_edge_sides"]) | set(quad.details["background_inside_sides"])
+    for i, name in enumerate(SIDE_NAMES):
+        if name in flagged:
+            a, b = np.round(corners[i]), np.round(corners[(i + 1) % 4])
+            cv2.line(rim, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, INSIDE_RIM_PX)
+    return _Region(mask, rim & mask)
+
+
+def _detect_once(photo: np.ndarray, *, within: Quad | None = None) -> Quad:
+    """One search of :func:`detect` (the photo already checked); with ``within``, a search
+    among the blobs inside that quad (:func:`_inside_region`)."""
     h, w = photo.shape[:2]
     grey, s = _working_grey(photo)
     smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
     tex = _local_std(grey)
+    region = None if within is None else _inside_region(within, grey.shape, s)
     masks: list[np.ndarray] = []
-    whole, stats = _candidates(smooth, tex, masks=masks)
+    whole, stats = _candidates(smooth, tex, masks=masks, within=region)
 
     def plausible(cands: list[_Candidate]) -> list[_Candidate]:
         return [c for c in cands if not c.touches and c.fill >= MIN_RECTANGULARITY
@@ -2051,7 +2134,10 @@ def detect(photo: np.ndarray) -> Quad:
     # (:data:`SPLIT_MAX_UNSEEN`), flagged when one is not.
     split_only = not good
     if split_only:
-        good = plausible(_split_candidates(masks))
+        good = plausible(_split_candidates(masks, within=region))
+    elif region is not None:
+        # Inside a lit screen the image often meets a toolbar strip that reaches the rim.
+        good += plausible(_split_candidates(masks, within=region))
     if not good:
         raise NoScreenFoundError(_describe_failure(whole, stats))
     # Several thresholds and maps give overlapping candidates; the one whose edges are real —
