@@ -412,6 +412,18 @@ def test_retried_side_on_viewport_edge_is_flagged(name: str, seed: int) -> None:
     assert quad.score <= 0.5
 
 
+@pytest.mark.parametrize(("name", "seed"), [
+    ("bus_0604-r", 12), ("bus_0187-l", 12), ("bus_0987-r", 29),
+])
+def test_unfound_bottom_on_flat_viewport_moves_in_to_the_content_end(name: str, seed: int
+                                                                    ) -> None:
+    # Simulated `typical` photos whose bottom was placed beyond the image, on the viewport's
+    # edge onto the bezel (worst corner error 10, 10 and 9 % of the diagonal): the image's side
+    # borders do not reach its corners and flat viewport lies just inside it. It is moved in to
+    # where the image's content ends, and stays reported as a guess.
+    _detect_with_bottom_guess(name, seed, max_error=0.015)
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_lit_screen_in_dim_room_is_flagged(seed: int) -> None:
     # As test_lit_screen_taken_for_image_is_flagged, but the room beyond the bezel is as dark as

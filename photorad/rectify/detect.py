@@ -40,9 +40,11 @@ fallback, kept only when all four sides are clear edges.
 A side past whose corners the image's own side borders run on is a boundary inside the image
 (a bright band above a far field as dark as the viewport): it is moved out to where those
 borders end (:func:`_extend_inner_side`) and reported as not found; when they run on to the
-photo's edge it stays, reported in ``Quad.details["inner_sides"]``. Flat background just inside
-two or more sides is reported in ``Quad.details["background_inside_sides"]``. Both cap the score
-at 0.5.
+photo's edge it stays, reported in ``Quad.details["inner_sides"]``. An unfound bottom is moved
+out to where the faint content beyond it ends (:func:`_content_end`); one whose corners the
+image's side borders do not reach, with flat viewport just inside it, is moved in to where the
+content ends instead. Flat background just inside two or more sides is reported in
+``Quad.details["background_inside_sides"]``. Both cap the score at 0.5.
 
 When no candidate has clear edges at all, every candidate is measured again with edge profiles
 averaged along the side and low-passed across it at three blur scales (defocus, camera shake); such
@@ -1760,10 +1762,13 @@ CONTENT_MIN_MOVE_PX = 10
 #: The side goes this far (working px) inside the last line with content, the reach of the
 #: 7-px texture window past the last content pixel.
 CONTENT_WINDOW_REACH_PX = 2.0
+#: Where the inward search of :func:`_content_end` starts, as a fraction of the neighbouring
+#: sides' length inside the side.
+CONTENT_BACK_FRACTION = 0.5
 
 
 def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
-                 side: int) -> np.ndarray | None:
+                 side: int, *, back: float = 0.0) -> np.ndarray | None:
     """Move an unfound side out to where the image content beyond it ends (working corners).
 
     A side placed at a bright/dim boundary inside an ultrasound image leaves the dim far field
@@ -1783,12 +1788,17 @@ def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     beyond the inner corner. ``None``: no such content, content that runs on to within
     :data:`CONTENT_EDGE_CLEAR_PX` of the photo's edge (no end to find: the image is cut off
     there), or an implausible quad.
+
+    With ``back`` > 0 the search starts that fraction of the neighbouring sides' length inside
+    the inner corner instead, and the side is moved *in* to the end of the content found there
+    (at least :data:`CONTENT_MIN_MOVE_PX`): for a side placed beyond the image, on flat viewport.
     """
     h, w = smooth.shape
     pencil = _pencil(corners, side, (h, w))
     if pencil is None:
         return None
-    start = min(pencil.t_corners)
+    inner = min(pencil.t_corners)
+    start = inner - back * min(pencil.lengths)
     ts = start + np.arange(0.0, CONTENT_MAX_FRACTION * max(pencil.lengths), 1.0)
     ends = pencil.ends(ts)
     if ends is None:
@@ -1829,7 +1839,11 @@ def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     else:
         if last is not None and n_in - 1 - last < CONTENT_EDGE_CLEAR_PX:
             return None  # the content runs on to the photo's edge: the image is cut off there
-    if last is None or ts[last] - start < CONTENT_MIN_MOVE_PX:
+    if last is None:
+        return None
+    if back == 0.0 and ts[last] - start < CONTENT_MIN_MOVE_PX:
+        return None
+    if back > 0.0 and (ts[last] > inner - CONTENT_MIN_MOVE_PX or last == 0):
         return None
     new = pencil.move(corners, side, ts[last] - CONTENT_WINDOW_REACH_PX)
     log.debug("content end of side %d: %.1f px out", side, ts[last] - start)
@@ -1904,6 +1918,14 @@ def _flat_inside_sides(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray)
     edge beside one corner does not set the reference); a side is listed when the ratio is at
     most :data:`MAX_FLAT_INSIDE_RATIO`, the quad when :data:`MIN_FLAT_INSIDE_SIDES` are.
     """
+    flat = [SIDE_NAMES[i] for i, r in enumerate(_flat_inside_ratios(smooth, tex, corners))
+            if r is not None and r <= MAX_FLAT_INSIDE_RATIO]
+    return flat if len(flat) >= MIN_FLAT_INSIDE_SIDES else []
+
+
+def _flat_inside_ratios(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray
+                        ) -> list[float | None]:
+    """Per side, :func:`_flat_inside_sides`' texture ratio (``None``: the side is not judged)."""
     normals = _outward_normals(corners)
     vo = np.arange(OUTSIDE_OFFSETS[0], OUTSIDE_OFFSETS[1] + 0.5, 1.0)
     ts = np.linspace(0.1, 0.9, 24)
@@ -1919,18 +1941,18 @@ def _flat_inside_sides(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray)
         ring.append((base[:, None, :] + vo[None, :, None] * n[None, None, :]).reshape(-1, 2))
     ring_pts = np.concatenate(ring)
     ref = float(np.median(_sample_map(tex, ring_pts[:, 0:1], ring_pts[:, 1:2])))
-    out = []
+    out: list[float | None] = []
     for side, pts in enumerate(strips):
         level = _sample_map(smooth, pts[:, 0:1], pts[:, 1:2])[:, 0]
         texture = _sample_map(tex, pts[:, 0:1], pts[:, 1:2])[:, 0]
         unclipped = level < FLAT_CLIP_LEVEL
         if unclipped.mean() < 0.5:
+            out.append(None)
             continue
         ratio = float(np.median(texture[unclipped])) / max(ref, 1e-6)
         log.debug("flat inside side %d: texture ratio %.2f", side, ratio)
-        if ratio <= MAX_FLAT_INSIDE_RATIO:
-            out.append(SIDE_NAMES[side])
-    return out if len(out) >= MIN_FLAT_INSIDE_SIDES else []
+        out.append(ratio)
+    return out
 
 
 def _blur_pass(
@@ -2273,7 +2295,14 @@ def _detect_once(photo: np.ndarray, *, within: Quad | None = None) -> Quad:
     # stays reported as not found). Other sides are unfound for other reasons (glare, UI), and
     # moving them so lost on simulated photos.
     if "bottom" in unseen and method == "contour+edges" and sharp:
-        moved = _content_end(smooth, tex, work, SIDE_NAMES.index("bottom"))
+        bottom = SIDE_NAMES.index("bottom")
+        moved = _content_end(smooth, tex, work, bottom)
+        ratio = (_flat_inside_ratios(smooth, tex, work)[bottom]
+                 if moved is None and "bottom" in faded else None)
+        if ratio is not None and ratio <= MAX_FLAT_INSIDE_RATIO:
+            # Flat viewport just inside the bottom: it lies beyond the image (on the viewport's
+            # edge onto the bezel, say); it is moved in to where the image's content ends.
+            moved = _content_end(smooth, tex, work, bottom, back=CONTENT_BACK_FRACTION)
         if moved is not None:
             corners, work = unscale_points(moved, s), moved
             continued = _continued_sides(smooth, work)
