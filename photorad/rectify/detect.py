@@ -42,8 +42,8 @@ A side past whose corners the image's own side borders run on is a boundary insi
 borders end (:func:`_extend_inner_side`) and reported as not found; when they run on to the
 photo's edge it stays, reported in ``Quad.details["inner_sides"]``. An unfound bottom is moved
 out to where the faint content beyond it ends (:func:`_content_end`); one whose corners the
-image's side borders do not reach, with flat viewport just inside it, is moved in to where the
-content ends instead. Flat background just inside two or more sides is reported in
+image's found side borders do not reach is first searched for inward, and moved in to where the
+content ends. Flat background just inside two or more sides is reported in
 ``Quad.details["background_inside_sides"]``. Both cap the score at 0.5.
 
 When no candidate has clear edges at all, every candidate is measured again with edge profiles
@@ -1791,7 +1791,8 @@ def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
 
     With ``back`` > 0 the search starts that fraction of the neighbouring sides' length inside
     the inner corner instead, and the side is moved *in* to the end of the content found there
-    (at least :data:`CONTENT_MIN_MOVE_PX`): for a side placed beyond the image, on flat viewport.
+    (at least :data:`CONTENT_MIN_MOVE_PX`): for a side placed beyond the image (on the viewport's
+    edge onto the bezel, or past the bezel).
     """
     h, w = smooth.shape
     pencil = _pencil(corners, side, (h, w))
@@ -1846,7 +1847,7 @@ def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
     if back > 0.0 and (ts[last] > inner - CONTENT_MIN_MOVE_PX or last == 0):
         return None
     new = pencil.move(corners, side, ts[last] - CONTENT_WINDOW_REACH_PX)
-    log.debug("content end of side %d: %.1f px out", side, ts[last] - start)
+    log.debug("content end of side %d: %.1f px out", side, ts[last] - inner)
     if new is None or not is_convex(new) or _aspect(new) > MAX_ASPECT:
         return None
     return new
@@ -2296,13 +2297,14 @@ def _detect_once(photo: np.ndarray, *, within: Quad | None = None) -> Quad:
     # moving them so lost on simulated photos.
     if "bottom" in unseen and method == "contour+edges" and sharp:
         bottom = SIDE_NAMES.index("bottom")
-        moved = _content_end(smooth, tex, work, bottom)
-        ratio = (_flat_inside_ratios(smooth, tex, work)[bottom]
-                 if moved is None and "bottom" in faded else None)
-        if ratio is not None and ratio <= MAX_FLAT_INSIDE_RATIO:
-            # Flat viewport just inside the bottom: it lies beyond the image (on the viewport's
-            # edge onto the bezel, say); it is moved in to where the image's content ends.
+        moved = None
+        if "bottom" in faded and "left" not in unseen and "right" not in unseen:
+            # The image's found side borders end before the bottom's corners: the bottom lies
+            # beyond the image (on the viewport's edge onto the bezel, or past the bezel), and
+            # is moved in to where the image's content ends.
             moved = _content_end(smooth, tex, work, bottom, back=CONTENT_BACK_FRACTION)
+        if moved is None:
+            moved = _content_end(smooth, tex, work, bottom)
         if moved is not None:
             corners, work = unscale_points(moved, s), moved
             continued = _continued_sides(smooth, work)
