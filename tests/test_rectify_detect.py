@@ -414,6 +414,21 @@ def test_retried_side_on_viewport_edge_is_flagged(name: str, seed: int) -> None:
     assert quad.score <= 0.5
 
 
+@pytest.mark.parametrize(("name", "seed"), [
+    ("bus_0277-r", 5), ("bus_0584-r", 24), ("bus_0999-r", 20),
+])
+def test_unfound_side_beyond_the_image_is_found_inward(name: str, seed: int) -> None:
+    # Simulated `typical` photos whose right side was placed beyond the image, out on the
+    # viewport, with flat viewport just inside it and no clear step there: the outward searches
+    # found nothing (worst corner error 11, 21 and 15 % of the diagonal). Searched from
+    # inside, the image's right border is a clear step and counts as found.
+    res = _simulated_typical(name, seed)
+    quad = detect(res.photo)
+    assert _worst_error_of_diag(quad.corners, res.corners) < 0.015
+    assert quad.details["retried_side"] == "right"
+    assert quad.details["edges_not_found"] == []
+
+
 @pytest.mark.parametrize(("name", "seed"), [("bus_0220-r", 100083), ("bus_0260-r", 72)])
 def test_adjacent_side_beside_darker_viewport_is_found(bus_bra_root: Path, name: str,
                                                        seed: int) -> None:

@@ -1336,6 +1336,8 @@ ADJ_SAMPLES = 48
 #: Searched positions along the found neighbour, as fractions of its current length from its
 #: corner on the opposite side.
 ADJ_REACH = (0.4, 1.6)
+#: Where :func:`_inward_sweep` starts, as a fraction of the neighbouring sides' length inside.
+INWARD_START_FRACTION = 0.3
 
 
 def _adjacent_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray, side: int,
@@ -1423,7 +1425,10 @@ def _retry_unseen(
 ) -> tuple[np.ndarray, list[_Side], bool]:
     """Second try for the one side without a clear edge, the three others being real edges.
 
-    The side is moved outwards in relaxed mode (see :func:`_expand_side`), and failing that by a
+    A side other than the bottom with flat viewport just inside it is first searched for from
+    inside (:func:`_inward_sweep`), a found side that this leaves below the mark being
+    reported by the caller. The side is moved outwards in relaxed mode (see
+    :func:`_expand_side`), and failing that by a
     line-integrated sweep along the neighbouring sides (:func:`_sweep_side`); such a move counts
     as finding the side only when the refined new side is a clear, straight step onto the
     viewport and the sides found before stay so: it cannot make a found image worse, only
@@ -1436,8 +1441,17 @@ def _retry_unseen(
     truth on 56 photos and farther on 10 (by 0.011 Jaccard on average).
     """
     work = scale_points(corners, s)
-    for search in (_expand_side, _sweep_side, _vanishing_sweep):
-        if search is _expand_side:
+    searches: tuple = (_expand_side, _sweep_side, _vanishing_sweep)
+    # Not for the bottom: inside it, an ultrasound image's far field is often as flat as the
+    # viewport, and the sweep found a boundary inside the image there (an unflagged wrong quad
+    # on a simulated photo); the bottom has its own inward search (:func:`_content_end`).
+    ratio = _flat_inside_ratios(smooth, tex, work)[side] if SIDE_NAMES[side] != "bottom" else None
+    if ratio is not None and ratio <= MAX_FLAT_INSIDE_RATIO:
+        searches = (_inward_sweep, *searches)
+    for search in searches:
+        if search is _inward_sweep:
+            new = _inward_sweep(smooth, tex, work, side)
+        elif search is _expand_side:
             new = _expand_side(smooth, tex, work, side, relaxed=True)
         elif search is _sweep_side:
             new = _sweep_side(smooth, work, side)
@@ -1450,7 +1464,7 @@ def _retry_unseen(
         # A dim band's border is a small step: accept it from a third of the usual contrast
         # (the outside must still be flat, and the step a straight line along most of the side).
         r2, sides2 = _refine_moved(photo, full, s, min_contrast=MIN_DIM_EDGE_CONTRAST)
-        confirmed = (is_convex(r2) and not _lost_found_side(sides, sides2)
+        confirmed = (is_convex(r2) and (search is _inward_sweep or not _lost_found_side(sides, sides2))
                      and sides2[side].support >= MIN_SIDE_SUPPORT)
         if search is _vanishing_sweep:
             # The sweep picks one of several straight steps, and the refinement confirming it is
@@ -1462,6 +1476,29 @@ def _retry_unseen(
             continue
         return r2, sides2, True
     return corners, sides, False
+
+
+def _inward_sweep(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
+                  side: int) -> np.ndarray | None:
+    """The vanishing sweep (:func:`_vanishing_sweep`) from :data:`INWARD_START_FRACTION` of the
+    neighbouring sides' length inside ``side``, for a side with flat viewport just inside it
+    (placed beyond the image, out on the viewport): the first border out from there.
+    ``None`` unless that border lies inside the side's line."""
+    pencil = _pencil(corners, side, smooth.shape)
+    if pencil is None:
+        return None
+    inner = min(pencil.t_corners)
+    start = pencil.move(corners, side, inner - INWARD_START_FRACTION * min(pencil.lengths))
+    if start is None or not is_convex(start):
+        return None
+    new = _vanishing_sweep(smooth, tex, start, side)
+    if new is None:
+        return None
+    a, b = new[side], new[(side + 1) % 4]
+    na = _outward_normals(corners)[side][2]
+    if max(float((a - corners[side]) @ na), float((b - corners[(side + 1) % 4]) @ na)) > -1.0:
+        return None  # not inside the side's line
+    return new
 
 
 def _repair_adjacent(
@@ -2248,7 +2285,9 @@ def _detect_once(photo: np.ndarray, *, within: Quad | None = None) -> Quad:
         if moved:
             support = float(np.mean([sd.support for sd in sides]))
             retried = unseen[0]
-            unseen = []
+            # The inward search may leave a marginal found side below the mark (the others
+            # keep every found side found): it is then reported.
+            unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < found_at]
     elif len(unseen) == 2 and method == "contour+edges" and sharp:
         # Two unfound sides: each is moved to the border the vanishing sweep finds, as a better
         # guess only — both stay reported as not found (see the note above).
