@@ -58,6 +58,7 @@ person can act on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import cv2
@@ -1441,7 +1442,8 @@ def _retry_unseen(
     truth on 56 photos and farther on 10 (by 0.011 Jaccard on average).
     """
     work = scale_points(corners, s)
-    searches: tuple = (_expand_side, _sweep_side, _vanishing_sweep)
+    searches: tuple[Callable[..., np.ndarray | None], ...] = (_expand_side, _sweep_side,
+                                                              _vanishing_sweep)
     # Not for the bottom: inside it, an ultrasound image's far field is often as flat as the
     # viewport, and the sweep found a boundary inside the image there (an unflagged wrong quad
     # on a simulated photo); the bottom has its own inward search (:func:`_content_end`).
