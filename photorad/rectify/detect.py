@@ -1888,7 +1888,7 @@ def _content_end(smooth: np.ndarray, tex: np.ndarray, corners: np.ndarray,
             return None  # the content runs on to the photo's edge: the image is cut off there
     if last is None:
         return None
-    if back == 0.0 and ts[last] - start < CONTENT_MIN_MOVE_PX:
+    if back == 0.0 and ts[last] - inner < CONTENT_MIN_MOVE_PX:
         return None
     if back > 0.0 and (ts[last] > inner - CONTENT_MIN_MOVE_PX or last == 0):
         return None
@@ -2142,25 +2142,44 @@ def detect(photo: np.ndarray) -> Quad:
         screen edges not visible …).
     """
     photo = _check_photo(photo)
-    quad = _detect_once(photo)
-    d = quad.details
-    if not (d["screen_edge_sides"] or d["background_inside_sides"]):
+    maps = _work_maps(photo)
+    quad = _detect_once(photo, maps)
+    if not _screen_sides(quad):
         return quad
     # The quad may be the whole lit screen (or take in viewer background): the image is then a
     # smaller area inside it. Search again among the blobs that lie inside the quad, and take
     # that answer when it is an image area of its own: neither screen-like nor holding
     # background, with at most :data:`INSIDE_MAX_UNSEEN` sides unfound.
     try:
-        inner = _detect_once(photo, within=quad)
+        inner = _detect_once(photo, maps, within=quad)
     except NoScreenFoundError:
         return quad
-    di = inner.details
-    if (di["screen_edge_sides"] or di["background_inside_sides"]
-            or len(di["edges_not_found"]) > INSIDE_MAX_UNSEEN):
+    if _screen_sides(inner) or len(inner.details["edges_not_found"]) > INSIDE_MAX_UNSEEN:
         return quad
     log.debug("detect: image area found inside a screen-like quad")
-    return replace(inner, details={**di, "inside_of": [[round(float(x), 2), round(float(y), 2)]
-                                                         for x, y in quad.corners]})
+    return replace(inner, details={**inner.details, "inside_of": [
+        [round(float(x), 2), round(float(y), 2)] for x, y in quad.corners]})
+
+
+@dataclass(frozen=True)
+class _WorkMaps:
+    """The working-resolution maps of a photo that every search reads: the grey copy
+    (:func:`_working_grey`) blurred by σ = 1 px, its :func:`_local_std`, and the scale."""
+
+    smooth: np.ndarray
+    tex: np.ndarray
+    s: float
+
+
+def _work_maps(photo: np.ndarray) -> _WorkMaps:
+    grey, s = _working_grey(photo)
+    return _WorkMaps(cv2.GaussianBlur(grey, (0, 0), 1.0), _local_std(grey), s)
+
+
+def _screen_sides(quad: Quad) -> set[str]:
+    """Sides of a quad flagged as the bezel's edge or with viewer background just inside them:
+    the quad may be the lit screen rather than the image (empty: it is not)."""
+    return set(quad.details["screen_edge_sides"]) | set(quad.details["background_inside_sides"])
 
 
 def _inside_region(quad: Quad, shape: tuple[int, int], s: float) -> _Region:
@@ -2174,7 +2193,7 @@ def _inside_region(quad: Quad, shape: tuple[int, int], s: float) -> _Region:
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(corners).astype(np.int32)], 1)
     rim = np.zeros(shape, np.uint8)
-    flagged = set(quad.details["screen_edge_sides"]) | set(quad.details["background_inside_sides"])
+    flagged = _screen_sides(quad)
     for i, name in enumerate(SIDE_NAMES):
         if name in flagged:
             a, b = np.round(corners[i]), np.round(corners[(i + 1) % 4])
@@ -2182,14 +2201,12 @@ def _inside_region(quad: Quad, shape: tuple[int, int], s: float) -> _Region:
     return _Region(mask, rim & mask)
 
 
-def _detect_once(photo: np.ndarray, *, within: Quad | None = None) -> Quad:
-    """One search of :func:`detect` (the photo already checked); with ``within``, a search
-    among the blobs inside that quad (:func:`_inside_region`)."""
+def _detect_once(photo: np.ndarray, maps: _WorkMaps, *, within: Quad | None = None) -> Quad:
+    """One search of :func:`detect` (the photo already checked, ``maps`` its working maps);
+    with ``within``, a search among the blobs inside that quad (:func:`_inside_region`)."""
     h, w = photo.shape[:2]
-    grey, s = _working_grey(photo)
-    smooth = cv2.GaussianBlur(grey, (0, 0), 1.0)
-    tex = _local_std(grey)
-    region = None if within is None else _inside_region(within, grey.shape, s)
+    smooth, tex, s = maps.smooth, maps.tex, maps.s
+    region = None if within is None else _inside_region(within, smooth.shape, s)
     masks: list[np.ndarray] = []
     whole, stats = _candidates(smooth, tex, masks=masks, within=region)
 
