@@ -447,12 +447,12 @@ def test_adjacent_side_beside_darker_viewport_is_found(bus_bra_root: Path, name:
 @pytest.mark.parametrize(("name", "seed"), [
     ("bus_0604-r", 12), ("bus_0187-l", 12), ("bus_0987-r", 29),
 ])
-def test_unfound_bottom_on_flat_viewport_moves_in_to_the_content_end(name: str, seed: int
-                                                                    ) -> None:
+def test_unfound_bottom_beyond_the_side_borders_moves_in_to_the_content_end(
+        name: str, seed: int) -> None:
     # Simulated `typical` photos whose bottom was placed beyond the image, on the viewport's
-    # edge onto the bezel (worst corner error 10, 10 and 9 % of the diagonal): the image's side
-    # borders do not reach its corners and flat viewport lies just inside it. It is moved in to
-    # where the image's content ends, and stays reported as a guess.
+    # edge onto the bezel (worst corner error 10, 10 and 9 % of the diagonal): the image's found
+    # left and right borders end before its corners. It is moved in to where the image's content
+    # ends, and stays reported as a guess.
     _detect_with_bottom_guess(name, seed, max_error=0.015)
 
 
