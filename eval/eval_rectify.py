@@ -169,6 +169,17 @@ def is_flagged(details: dict[str, Any], score: float) -> bool:
     return edges_flagged(details) or score < FLAG_SCORE
 
 
+def pick_records(records: list[Any], rng: np.random.Generator, n: int) -> list[Any]:
+    """The ``n`` originals one preset uses: a fresh permutation of ``records``, cycled if short.
+
+    ``main`` calls it once per preset with the same generator, so preset k of a run with seed s
+    uses the k-th permutation drawn by ``np.random.default_rng(s)``
+    (``train/train_segmenter.py`` relies on this to keep those patients out of training).
+    """
+    idx = rng.permutation(len(records))
+    return [records[idx[i % len(idx)]] for i in range(n)]
+
+
 def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
     """Simulate one photo and score detection on it."""
     preset, rid, path, seed, size = job
@@ -345,8 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {}
     used: set[Path] = set()
     for pi, preset in enumerate(cfg["presets"] if cfg["n"] > 0 else []):
-        idx = rng.permutation(len(records))
-        picks = [records[idx[i % len(idx)]] for i in range(cfg["n"])]
+        picks = pick_records(records, rng, cfg["n"])
         jobs = [(preset, r.id, str(r.path), cfg["seed"] * 100_000 + pi * 10_000 + i, size)
                 for i, r in enumerate(picks)]
         used.update(r.path for r in picks)

@@ -12,6 +12,8 @@ SHIPPED = {
     # Optional: the stronger CPU successor (gtunet_s2); pass its path with --model to use it.
     "restorer_successor": "restorer_successor_cpu.safetensors",
     "classifier": "classifier_cpu.safetensors",
+    # The image-area segmenter that photorad.rectify.detect consults (photorad.rectify.segment).
+    "segmenter": "segmenter_cpu.safetensors",
 }
 
 

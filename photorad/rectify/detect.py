@@ -51,6 +51,15 @@ averaged along the side and low-passed across it at three blur scales (defocus, 
 a quad is kept only with all four sides found and no side like the bezel (``details["blur_px"]``
 gives the scale used, 0 for the ordinary measure).
 
+**Second opinion.** A geometric quad that is flagged (any of the above caps its score at 0.5)
+or no geometric quad at all is settled by a learned segmenter (:mod:`photorad.rectify.segment`,
+a small U-Net trained on simulated photos): it reads the whole screen layout from the photo
+reduced to a 192-pixel long side and gives the image area as a quad, whose sides are then
+measured at full resolution by the same edge profiles (a side without a clear step keeps the
+segmenter's line and is reported as not found). That quad is taken, with its own flags
+(:func:`_second_opinion`); without the shipped weights, or when the segmenter is not confident,
+the geometric answer stands.
+
 When nothing plausible is found, :class:`~photorad.errors.NoScreenFoundError` says why, in words a
 person can act on.
 """
@@ -60,6 +69,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -76,6 +86,7 @@ from photorad.rectify.geometry import (
     scale_points,
     unscale_points,
 )
+from photorad.rectify.segment import quad_from_prob
 
 log = logging.getLogger(__name__)
 
@@ -457,6 +468,25 @@ def _refine(
     ``blur_px`` / 2 farther away (a blurred border's derivative peak is broad). ``blur_px`` = 0
     is the ordinary, sharp measure.
     """
+    lines, supports = _refine_lines(photo, corners, search_px=search_px, n_profiles=n_profiles,
+                                    min_contrast=min_contrast, blur_px=blur_px)
+    refined = corners.copy()
+    for i in range(4):
+        prev_line, line = lines[(i - 1) % 4], lines[i]
+        if prev_line is None or line is None:
+            continue
+        p = _intersect(prev_line[0], prev_line[1], line[0], line[1])
+        if p is not None and np.hypot(*(p - corners[i])) <= 2.0 * search_px:
+            refined[i] = p
+    return refined, supports
+
+
+def _refine_lines(
+    photo: np.ndarray, corners: np.ndarray, *, search_px: float, n_profiles: int = N_PROFILES,
+    min_contrast: float = MIN_EDGE_CONTRAST, blur_px: float = 0.0,
+) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[_Side]]:
+    """The edge lines :func:`_refine` fits, one per side (a point and a unit direction, or None
+    when fewer than six profiles found a step), with each side's support and contrast."""
     centre = corners.mean(axis=0)
     if blur_px > 0:
         search_px = max(search_px, BLUR_REACH * blur_px)
@@ -524,15 +554,7 @@ def _refine(
         tol = 1.0 + 0.002 * length + 0.5 * blur_px
         supports.append(_Side(float(np.sum(res <= tol)) / n_profiles,
                               float(np.median(contrast[ok]))))
-    refined = corners.copy()
-    for i in range(4):
-        prev_line, line = lines[(i - 1) % 4], lines[i]
-        if prev_line is None or line is None:
-            continue
-        p = _intersect(prev_line[0], prev_line[1], line[0], line[1])
-        if p is not None and np.hypot(*(p - corners[i])) <= 2.0 * search_px:
-            refined[i] = p
-    return refined, supports
+    return lines, supports
 
 
 #: Smallest excess (grey levels) of the level just outside a side over the viewport level next to
@@ -2062,6 +2084,21 @@ _BLURRED_REASON = (
 )
 
 
+class _PhotoUnusable(NoScreenFoundError):
+    """A failure that no second opinion can settle: the photo as a whole is dark, saturated or
+    without contrast, or the image runs off it. (The segmenter was not trained on cut-off
+    images; it places a side short of the photo's edge.)"""
+
+
+def _failure(cands: list[_Candidate], stats: dict[str, float], *, split: bool = False
+             ) -> NoScreenFoundError:
+    """The error for a failed search, with :func:`_describe_failure`'s reason."""
+    reason = _describe_failure(cands, stats, split=split)
+    if reason.startswith("screen edges not visible"):
+        return NoScreenFoundError(reason)
+    return _PhotoUnusable(reason)
+
+
 def _describe_failure(
     cands: list[_Candidate], stats: dict[str, float], *, split: bool = False
 ) -> str:
@@ -2109,20 +2146,27 @@ def _describe_failure(
     )
 
 
-def detect(photo: np.ndarray) -> Quad:
+def detect(photo: np.ndarray, *, second_opinion: bool = True) -> Quad:
     """Find the displayed image area of a phone photo.
 
     Parameters
     ----------
     photo:
         ``uint8`` H×W×3 RGB photo as returned by :func:`photorad.io.load_photo`.
+    second_opinion:
+        Settle a flagged or failed geometric search with the shipped segmenter
+        (:func:`_second_opinion`). False: the geometric search alone (as before 2026-12-05).
 
     Returns
     -------
     Quad
         Corners TL, TR, BR, BL (outer edges of the displayed image, photo pixels, sub-pixel),
         ``score`` in [0, 1] (rectangularity × edge support, at most 0.5 when a side was not
-        found), ``method`` ``"contour+edges"`` (refined) or ``"contour"`` (coarse only), and
+        found), ``method`` ``"contour+edges"`` (refined) or ``"contour"`` (coarse only) from
+        the geometric search, or ``"segment+edges"`` when the learned segmenter's quad was taken
+        because the geometric search was unsure or failed (:func:`_second_opinion`; its score is
+        the segmenter's confidence × (0.5 + edge support), and ``details`` then also holds
+        ``segmenter_confidence`` and ``geometric``, what the geometric search gave), and
         ``details``: ``edge_support``, ``rectangularity``, per-side ``side_support`` and
         ``side_contrast`` (top, right, bottom, left), ``edges_not_found`` (names of the sides
         without a clear straight step onto the viewport), ``screen_edge_sides`` (when two or
@@ -2143,6 +2187,67 @@ def detect(photo: np.ndarray) -> Quad:
     """
     photo = _check_photo(photo)
     maps = _work_maps(photo)
+    if not second_opinion:
+        return _detect_geometric(photo, maps)
+    try:
+        quad = _detect_geometric(photo, maps)
+    except _PhotoUnusable:
+        raise
+    except NoScreenFoundError as exc:
+        return _second_opinion(photo, maps, None, exc)
+    if not _flagged(quad):
+        return quad
+    return _second_opinion(photo, maps, quad, None)
+
+
+def _flagged(quad: Quad) -> bool:
+    """Whether ``detect`` would warn about the quad (a side not found, screen-like, a side
+    inside the image or background inside, or a score below even odds)."""
+    d = quad.details
+    return bool(d["edges_not_found"] or d["screen_edge_sides"] or d.get("inner_sides")
+                or d["background_inside_sides"] or quad.score < UNSEEN_SIDE_SCORE)
+
+
+def _second_opinion(photo: np.ndarray, maps: _WorkMaps, quad: Quad | None,
+                    failure: NoScreenFoundError | None) -> Quad:
+    """Settle a flagged or failed geometric detection with the segmenter's quad.
+
+    The geometric search is exact where it is sure (four clear borders, nothing screen-like),
+    and it is kept there. Where it is unsure or fails, the segmenter has read the whole screen
+    layout: its quad, with each side measured at full resolution (:func:`_segment_quad`), is
+    taken, with its own flags (sides without a clear edge, screen-like sides, background
+    inside). (Keeping the geometric quad when the two agree closely, IoU ≥ 0.95 … 0.995, scored
+    lower on simulated photos: the segmenter's quad was as good or better there too.) The
+    geometric quad is kept in ``details["geometric"]`` (its corners, the sides it did not find
+    and its IoU with the segmenter's quad, or the reason it failed).
+    """
+    seg = _segment_quad(photo, maps)
+    if seg is None:
+        if quad is None:
+            assert failure is not None
+            raise failure
+        return quad
+    if quad is None:
+        note: dict[str, Any] = {"failed": str(failure)}
+    else:
+        note = {"corners": [[round(float(x), 2), round(float(y), 2)] for x, y in quad.corners],
+                "edges_not_found": list(quad.details["edges_not_found"]),
+                "iou_with_segmenter": round(_quad_iou(quad.corners, seg.corners), 4)}
+    log.debug("detect: segmenter quad taken (geometric search %s)",
+              "failed" if quad is None else "unsure")
+    return replace(seg, details={**seg.details, "geometric": note})
+
+
+def _quad_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Area IoU of two convex quads (photo pixels)."""
+    inter, _ = cv2.intersectConvexConvex(a.astype(np.float32), b.astype(np.float32))
+    union = polygon_area(a) + polygon_area(b) - float(inter)
+    return float(inter) / union if union > 0 else 0.0
+
+
+def _detect_geometric(photo: np.ndarray, maps: _WorkMaps) -> Quad:
+    """The geometric search: blobs, edges and repairs (:func:`_detect_once`), and a second
+    search inside a quad that looks like the whole lit screen."""
     quad = _detect_once(photo, maps)
     if not _screen_sides(quad):
         return quad
@@ -2159,6 +2264,92 @@ def detect(photo: np.ndarray) -> Quad:
     log.debug("detect: image area found inside a screen-like quad")
     return replace(inner, details={**inner.details, "inside_of": [
         [round(float(x), 2), round(float(y), 2)] for x, y in quad.corners]})
+
+
+#: Smallest :attr:`~photorad.rectify.segment.SegQuad.confidence` of the segmenter's quad for
+#: ``detect`` to consider it.
+SEG_MIN_CONFIDENCE = 0.8
+#: Fewest sides of the segmenter's quad that must be clear edges at full resolution. With none
+#: the quad is the network's reading alone: on simulated `hard` photos (seed 0) 6 of 13 such
+#: quads were bad (Jaccard < 0.9), against 8 of 36 with one side found.
+SEG_MIN_FOUND_SIDES = 1
+#: Half-length of the first edge search around the segmenter's sides, in reduced pixels of the
+#: segmenter's input (its placement error is about one).
+SEG_SEARCH_REDUCED_PX = 2.5
+
+
+def _segment_quad(photo: np.ndarray, maps: _WorkMaps) -> Quad | None:
+    """The image area as the segmenter (:mod:`photorad.rectify.segment`) sees it, its sides
+    measured at full resolution; None without shipped weights or a confident answer.
+
+    Each side is the edge line the refinement finds near the segmenter's side when that is a
+    clear step along the side (support ≥ :data:`MIN_SIDE_SUPPORT`); otherwise the segmenter's
+    own line is kept and the side is reported in ``edges_not_found``.
+    """
+    from photorad.rectify.segment import Segmenter
+
+    seg = Segmenter.shipped()
+    if seg is None:
+        return None
+    p, red = seg.prob(photo)
+    sq = quad_from_prob(p, red)
+    if sq is None or sq.confidence < SEG_MIN_CONFIDENCE or sq.touches_edge:
+        return None  # not sure, or the image runs off the photo (the geometric reason says so)
+    h, w = photo.shape[:2]
+    corners = sq.corners
+    if (not is_convex(corners) or polygon_area(corners) < MIN_AREA_FRACTION * h * w
+            or _aspect(corners) > MAX_ASPECT):
+        return None
+    s = maps.s
+    for search in (SEG_SEARCH_REDUCED_PX / red.sx, max(3.0, 1.5 / s)):
+        lines, sides = _refine_lines(photo, corners, search_px=search)
+        keep = [ln if ln is not None and sd.support >= MIN_SIDE_SUPPORT else None
+                for ln, sd in zip(lines, sides, strict=True)]
+        keep = [ln if ln is not None else _line_of(corners, i) for i, ln in enumerate(keep)]
+        new = corners.copy()
+        for i in range(4):
+            q = _intersect(keep[i - 1][0], keep[i - 1][1], keep[i][0], keep[i][1])
+            if q is None or np.hypot(*(q - corners[i])) > 2.0 * search:
+                new = None
+                break
+            new[i] = q
+        if new is None or not is_convex(new):
+            break
+        corners = new
+    _, sides = _refine(photo, corners, search_px=max(3.0, 1.5 / s))
+    support = float(np.mean([sd.support for sd in sides]))
+    unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < MIN_SIDE_SUPPORT]
+    if 4 - len(unseen) < SEG_MIN_FOUND_SIDES:
+        return None
+    work = scale_points(corners, s)
+    bezel = _bezel_sides(maps.smooth, work)
+    screen_like = bezel if len(bezel) >= MIN_BEZEL_SIDES else []
+    flat_inside = _flat_inside_sides(maps.smooth, maps.tex, work)
+    score = float(np.clip(sq.confidence, 0, 1) * np.clip(0.5 + support, 0, 1))
+    if unseen or screen_like or flat_inside:
+        score = min(score, UNSEEN_SIDE_SCORE)
+    return Quad(
+        corners,
+        score=score,
+        method="segment+edges",
+        details={
+            "edge_support": round(support, 3),
+            "rectangularity": round(sq.iou_with_mask, 3),
+            "side_support": {
+                n: round(sd.support, 3) for n, sd in zip(SIDE_NAMES, sides, strict=True)
+            },
+            "side_contrast": {
+                n: round(sd.contrast, 4) for n, sd in zip(SIDE_NAMES, sides, strict=True)
+            },
+            "edges_not_found": unseen,
+            "screen_edge_sides": screen_like,
+            "inner_sides": [],
+            "background_inside_sides": flat_inside,
+            "retried_side": "",
+            "blur_px": 0.0,
+            "segmenter_confidence": round(sq.confidence, 3),
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -2225,7 +2416,7 @@ def _detect_once(photo: np.ndarray, maps: _WorkMaps, *, within: Quad | None = No
         # Inside a lit screen the image often meets a toolbar strip that reaches the rim.
         good += plausible(_split_candidates(masks, within=region))
     if not good:
-        raise NoScreenFoundError(_describe_failure(whole, stats))
+        raise _failure(whole, stats)
     # Several thresholds and maps give overlapping candidates; the one whose edges are real —
     # sharp steps along the whole side, as the border of a displayed image is — wins.
     good = _dedupe(sorted(good, key=lambda c: -c.area))[:MAX_CANDIDATES]
@@ -2246,7 +2437,7 @@ def _detect_once(photo: np.ndarray, maps: _WorkMaps, *, within: Quad | None = No
         trials.append((cand.fill * support * size, cand, coarse, refined, support, size))
     _, best, coarse, refined, support, _ = max(trials, key=lambda t: t[0])
     if support < MIN_SUPPORT and split_only:
-        raise NoScreenFoundError(_describe_failure(whole, stats, split=True))
+        raise _failure(whole, stats, split=True)
     # Blur scale of the edge measure: 0 (sharp) unless the fallback for blurred photos is needed.
     # It runs only when no candidate passed, so photos detected before do not change.
     blur = 0.0
@@ -2333,7 +2524,7 @@ def _detect_once(photo: np.ndarray, maps: _WorkMaps, *, within: Quad | None = No
     screen_like = bezel if len(bezel) >= MIN_BEZEL_SIDES else []
     if split_only and (len(unseen) > SPLIT_MAX_UNSEEN or screen_like
                        or method != "contour+edges"):
-        raise NoScreenFoundError(_describe_failure(whole, stats, split=True))
+        raise _failure(whole, stats, split=True)
     # The blurred-photo fallback answers only with four clear sides, and
     # not when even one side looks like the bezel: a lit viewport's four edges onto the bezel
     # are as clear as an image's once blur is averaged out (one side rising beyond is enough
