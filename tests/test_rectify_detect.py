@@ -486,3 +486,65 @@ def test_lit_screen_in_dim_room_is_flagged(seed: int) -> None:
     assert quad.score <= 0.5
     check = quality(photo, quad).checks["edges"]
     assert check.status == "warn" and "viewer background" in check.note
+
+
+@pytest.mark.parametrize(("name", "seed", "max_error"), [
+    ("bus_0187-l", 5, 0.005), ("bus_0853-l", 9, 0.015), ("bus_0855-r", 0, 0.015),
+])
+def test_unsure_or_failed_geometric_search_is_settled_by_the_segmenter(
+        name: str, seed: int, max_error: float) -> None:
+    # Simulated `typical` photos of sample images (patients the segmenter was not trained on):
+    # the geometric search fails (bus_0187-l: no candidate with clear borders) or returns a
+    # flagged quad far from the truth (worst corner error 30 and 20 % of the diagonal). The
+    # segmenter's quad, measured at full resolution, is taken; it keeps its own flags.
+    res = _simulated_typical(name, seed)
+    try:
+        geometric = _geometric(res.photo)
+        assert _worst_error_of_diag(geometric.corners, res.corners) > 0.1
+    except NoScreenFoundError:
+        geometric = None
+    quad = detect(res.photo)
+    assert quad.method == "segment+edges"
+    assert _worst_error_of_diag(quad.corners, res.corners) < max_error
+    assert set(quad.details["geometric"]) == ({"failed"} if geometric is None else
+                                              {"corners", "edges_not_found", "iou_with_segmenter"})
+    if quad.details["edges_not_found"]:
+        assert quad.score <= 0.5
+    else:
+        assert quad.score > 0.9  # bus_0187-l: four clear sides
+
+
+def test_without_segmenter_weights_detect_is_the_geometric_search(monkeypatch) -> None:
+    from photorad.rectify.segment import Segmenter
+
+    res = _simulated_typical("bus_0853-l", 9)
+    monkeypatch.setattr(Segmenter, "shipped", classmethod(lambda cls: None))
+    quad = detect(res.photo)
+    geometric = _geometric(res.photo)
+    np.testing.assert_array_equal(quad.corners, geometric.corners)
+    assert quad.method == geometric.method and "geometric" not in quad.details
+    # a clean photo never consults the segmenter
+    assert detect(_simulated_typical("bus_0338-l", 3).photo).method == "contour+edges"
+
+
+def test_segmenter_weights_with_wrong_hash_are_refused(monkeypatch) -> None:
+    from photorad.errors import ModelError
+    from photorad.rectify import segment
+
+    monkeypatch.setattr(segment.Segmenter, "_cache", {})
+    monkeypatch.setattr(segment, "SHIPPED_SHA256", "0" * 64)
+    res = _simulated_typical("bus_0853-l", 9)
+    with pytest.raises(ModelError, match="SHA-256 mismatch"):
+        detect(res.photo)
+
+
+def test_failures_the_segmenter_may_not_settle_keep_one_error_type() -> None:
+    # A cut-off image is not handed to the segmenter (it never saw one), and the error callers
+    # (API, CLI) see is NoScreenFoundError itself, not an internal subclass.
+    truth = skewed_corners(seed=2) + np.array([-560.0, 0.0])
+    photo = render_photo(textured_original(seed=2), np.clip(truth, -300, None), seed=2)
+    for opinion in (True, False):
+        with pytest.raises(NoScreenFoundError) as info:
+            detect(photo, second_opinion=opinion)
+        assert type(info.value) is NoScreenFoundError
+        assert "cut off at the left" in str(info.value)

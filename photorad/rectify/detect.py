@@ -2187,15 +2187,15 @@ def detect(photo: np.ndarray, *, second_opinion: bool = True) -> Quad:
     """
     photo = _check_photo(photo)
     maps = _work_maps(photo)
-    if not second_opinion:
-        return _detect_geometric(photo, maps)
     try:
         quad = _detect_geometric(photo, maps)
-    except _PhotoUnusable:
-        raise
+    except _PhotoUnusable as exc:
+        raise NoScreenFoundError(str(exc)) from None  # callers see one error type
     except NoScreenFoundError as exc:
+        if not second_opinion:
+            raise
         return _second_opinion(photo, maps, None, exc)
-    if not _flagged(quad):
+    if not second_opinion or not _flagged(quad):
         return quad
     return _second_opinion(photo, maps, quad, None)
 
