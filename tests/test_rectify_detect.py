@@ -506,6 +506,9 @@ def test_unsure_or_failed_geometric_search_is_settled_by_the_segmenter(
     quad = detect(res.photo)
     assert quad.method == "segment+edges"
     assert _worst_error_of_diag(quad.corners, res.corners) < max_error
+    from photorad.rectify.segment import SHIPPED_SHA256
+
+    assert quad.details["segmenter_sha256"] == SHIPPED_SHA256
     assert set(quad.details["geometric"]) == ({"failed"} if geometric is None else
                                               {"corners", "edges_not_found", "iou_with_segmenter"})
     if quad.details["edges_not_found"]:

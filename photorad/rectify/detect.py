@@ -2166,7 +2166,8 @@ def detect(photo: np.ndarray, *, second_opinion: bool = True) -> Quad:
         the geometric search, or ``"segment+edges"`` when the learned segmenter's quad was taken
         because the geometric search was unsure or failed (:func:`_second_opinion`; its score is
         the segmenter's confidence × (0.5 + edge support), and ``details`` then also holds
-        ``segmenter_confidence`` and ``geometric``, what the geometric search gave), and
+        ``segmenter_confidence``, ``segmenter_sha256`` (the weights used) and ``geometric``,
+        what the geometric search gave), and
         ``details``: ``edge_support``, ``rectangularity``, per-side ``side_support`` and
         ``side_contrast`` (top, right, bottom, left), ``edges_not_found`` (names of the sides
         without a clear straight step onto the viewport), ``screen_edge_sides`` (when two or
@@ -2348,6 +2349,7 @@ def _segment_quad(photo: np.ndarray, maps: _WorkMaps) -> Quad | None:
             "retried_side": "",
             "blur_px": 0.0,
             "segmenter_confidence": round(sq.confidence, 3),
+            "segmenter_sha256": seg.meta.sha256,
         },
     )
 
