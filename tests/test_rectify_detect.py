@@ -551,3 +551,23 @@ def test_failures_the_segmenter_may_not_settle_keep_one_error_type() -> None:
             detect(photo, second_opinion=opinion)
         assert type(info.value) is NoScreenFoundError
         assert "cut off at the left" in str(info.value)
+
+
+def test_segmenter_quad_with_a_corner_off_the_photo_is_not_used(monkeypatch) -> None:
+    # A segmenter quad whose corner lies off the photo (an image running off it, or an
+    # unmeasured side's line guessed at a slant) would make warp refuse the corners: detect keeps
+    # the geometric answer instead.
+    import sys
+
+    from photorad.rectify.segment import SegQuad
+
+    mod = sys.modules["photorad.rectify.detect"]
+    res = _simulated_typical("bus_0853-l", 9)
+    h = res.photo.shape[0]
+    off = res.corners.copy()
+    off[3, 1] = h + 40.0  # BL below the photo
+    monkeypatch.setattr(mod, "quad_from_prob", lambda p, red: SegQuad(
+        corners=off, confidence=0.95, iou_with_mask=0.98, certainty=0.97))
+    quad = detect(res.photo)
+    assert quad.method != "segment+edges"
+    np.testing.assert_array_equal(quad.corners, _geometric(res.photo).corners)

@@ -2317,6 +2317,9 @@ def _segment_quad(photo: np.ndarray, maps: _WorkMaps) -> Quad | None:
         if new is None or not is_convex(new):
             break
         corners = new
+    if ((corners < -0.5).any() or (corners[:, 0] > w - 0.5).any()
+            or (corners[:, 1] > h - 0.5).any()):
+        return None  # a corner off the photo: the image runs off it, or a side is a poor guess
     _, sides = _refine(photo, corners, search_px=max(3.0, 1.5 / s))
     support = float(np.mean([sd.support for sd in sides]))
     unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < MIN_SIDE_SUPPORT]
