@@ -67,8 +67,8 @@ def one(job: tuple[str, str, str, int, tuple[int, int]]) -> dict[str, Any]:
     sq = quad_from_prob(p, red)
     row["raw"] = 0.0 if sq is None else jaccard_smartdoc(sq.corners, res.corners, shape)
     row["confidence"] = 0.0 if sq is None else round(sq.confidence, 3)
-    _D.SEG_MIN_FOUND_SIDES = 0  # measure every quad; the rules below apply the minimum
-    quad = _D._segment_quad(res.photo, _D._work_maps(res.photo))
+    # every quad, however few sides are measured: the rules below apply the minimum
+    quad = _D._segment_quad(res.photo, _D._work_maps(res.photo), min_found_sides=0)
     if quad is None:
         row.update(measured=0.0, unmeasured=4, agree="")
     else:

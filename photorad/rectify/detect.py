@@ -75,16 +75,23 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from photorad.errors import ImageTooSmallError, NoScreenFoundError, UnsupportedImageError
+from photorad.errors import (
+    ImageTooSmallError,
+    InvalidCornersError,
+    NoScreenFoundError,
+    UnsupportedImageError,
+)
 from photorad.rectify.geometry import (
     FOCAL_FRACTION,
     Quad,
+    fit_quad,
+    intersect_lines,
     is_convex,
-    order_corners,
     polygon_area,
     quad_size,
     scale_points,
     unscale_points,
+    validate_corners,
 )
 from photorad.rectify.segment import quad_from_prob
 
@@ -205,21 +212,6 @@ def _check_photo(photo: np.ndarray) -> np.ndarray:
     return a
 
 
-def _fit_quad(contour: np.ndarray) -> np.ndarray | None:
-    """Four-corner polygon approximating a blob's convex hull, or None."""
-    hull = cv2.convexHull(contour)
-    peri = cv2.arcLength(hull, True)
-    for eps in (0.01, 0.02, 0.03, 0.05, 0.08):
-        approx = cv2.approxPolyDP(hull, eps * peri, True)
-        if len(approx) == 4:
-            return order_corners(approx.reshape(4, 2).astype(np.float64))
-        if len(approx) < 4:
-            break
-    # Fall back to the minimum-area rectangle (e.g. a blob with rounded corners).
-    rect = cv2.boxPoints(cv2.minAreaRect(hull))
-    return order_corners(rect.astype(np.float64))
-
-
 def _blobs(smooth: np.ndarray, thr: float, *, masks: list[np.ndarray] | None = None,
            within: _Region | None = None) -> list[_Candidate]:
     """Quad candidates from the blobs of ``smooth > thr`` (closed to bridge dark image parts).
@@ -296,7 +288,7 @@ def _mask_candidates(mask: np.ndarray, *, within: _Region | None = None
         )
         if rim is not None and rim[cnt[:, 0, 1], cnt[:, 0, 0]].any():
             touches += ("region",)
-        quad = _fit_quad(cnt)
+        quad = fit_quad(cnt)
         if quad is None or not is_convex(quad):
             continue
         qarea = polygon_area(quad)
@@ -389,14 +381,6 @@ def _fit_line(pts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndar
     return c, direction, keep
 
 
-def _intersect(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray) -> np.ndarray | None:
-    a = np.array([d1, -d2]).T
-    if abs(np.linalg.det(a)) < 1e-9:
-        return None
-    t = np.linalg.solve(a, p2 - p1)
-    return p1 + t[0] * d1
-
-
 def refine_corners(
     photo: np.ndarray, corners: np.ndarray, *, search_px: float, n_profiles: int = N_PROFILES
 ) -> tuple[np.ndarray, float]:
@@ -475,7 +459,7 @@ def _refine(
         prev_line, line = lines[(i - 1) % 4], lines[i]
         if prev_line is None or line is None:
             continue
-        p = _intersect(prev_line[0], prev_line[1], line[0], line[1])
+        p = intersect_lines(prev_line[0], prev_line[1], line[0], line[1])
         if p is not None and np.hypot(*(p - corners[i])) <= 2.0 * search_px:
             refined[i] = p
     return refined, supports
@@ -662,7 +646,7 @@ def _replace_side(corners: np.ndarray, side: int, c: np.ndarray, d: np.ndarray) 
     prev_side, next_side = (side - 1) % 4, (side + 1) % 4
     pa, da = _line_of(corners, prev_side)
     pb, db = _line_of(corners, next_side)
-    p1, p2 = _intersect(pa, da, c, d), _intersect(pb, db, c, d)
+    p1, p2 = intersect_lines(pa, da, c, d), intersect_lines(pb, db, c, d)
     if p1 is None or p2 is None:
         return None
     new = corners.copy()
@@ -1098,8 +1082,8 @@ def _undo_expansion(
         return corners, sides, False
     prev_line = _line_of(corners, (side - 1) % 4)
     next_line = _line_of(corners, (side + 1) % 4)
-    p1 = _intersect(prev_line[0], prev_line[1], pa, ua)
-    p2 = _intersect(next_line[0], next_line[1], pa, ua)
+    p1 = intersect_lines(prev_line[0], prev_line[1], pa, ua)
+    p2 = intersect_lines(next_line[0], next_line[1], pa, ua)
     if p1 is None or p2 is None:
         return corners, sides, False
     new = corners.copy()
@@ -1556,7 +1540,7 @@ def _repair_adjacent(
         return corners, sides, []
     new = work.copy()
     for i in range(4):
-        p = _intersect(lines[(i - 1) % 4][0], lines[(i - 1) % 4][1], lines[i][0], lines[i][1])
+        p = intersect_lines(lines[(i - 1) % 4][0], lines[(i - 1) % 4][1], lines[i][0], lines[i][1])
         if p is None:
             return corners, sides, []
         new[i] = p
@@ -2231,7 +2215,7 @@ def _second_opinion(photo: np.ndarray, maps: _WorkMaps, quad: Quad | None,
     if quad is None:
         note: dict[str, Any] = {"failed": str(failure)}
     else:
-        note = {"corners": [[round(float(x), 2), round(float(y), 2)] for x, y in quad.corners],
+        note = {"corners": _rounded(quad.corners),
                 "edges_not_found": list(quad.details["edges_not_found"]),
                 "iou_with_segmenter": round(_quad_iou(quad.corners, seg.corners), 4)}
     log.debug("detect: segmenter quad taken (geometric search %s)",
@@ -2263,8 +2247,7 @@ def _detect_geometric(photo: np.ndarray, maps: _WorkMaps) -> Quad:
     if _screen_sides(inner) or len(inner.details["edges_not_found"]) > INSIDE_MAX_UNSEEN:
         return quad
     log.debug("detect: image area found inside a screen-like quad")
-    return replace(inner, details={**inner.details, "inside_of": [
-        [round(float(x), 2), round(float(y), 2)] for x, y in quad.corners]})
+    return replace(inner, details={**inner.details, "inside_of": _rounded(quad.corners)})
 
 
 #: Smallest :attr:`~photorad.rectify.segment.SegQuad.confidence` of the segmenter's quad for
@@ -2279,9 +2262,11 @@ SEG_MIN_FOUND_SIDES = 1
 SEG_SEARCH_REDUCED_PX = 2.5
 
 
-def _segment_quad(photo: np.ndarray, maps: _WorkMaps) -> Quad | None:
+def _segment_quad(photo: np.ndarray, maps: _WorkMaps, *,
+                  min_found_sides: int = SEG_MIN_FOUND_SIDES) -> Quad | None:
     """The image area as the segmenter (:mod:`photorad.rectify.segment`) sees it, its sides
-    measured at full resolution; None without shipped weights or a confident answer.
+    measured at full resolution; None without shipped weights or a confident answer, or with
+    fewer than ``min_found_sides`` sides measured.
 
     Each side is the edge line the refinement finds near the segmenter's side when that is a
     clear step along the side (support ≥ :data:`MIN_SIDE_SUPPORT`); otherwise the segmenter's
@@ -2309,7 +2294,7 @@ def _segment_quad(photo: np.ndarray, maps: _WorkMaps) -> Quad | None:
         keep = [ln if ln is not None else _line_of(corners, i) for i, ln in enumerate(keep)]
         new = corners.copy()
         for i in range(4):
-            q = _intersect(keep[i - 1][0], keep[i - 1][1], keep[i][0], keep[i][1])
+            q = intersect_lines(keep[i - 1][0], keep[i - 1][1], keep[i][0], keep[i][1])
             if q is None or np.hypot(*(q - corners[i])) > 2.0 * search:
                 new = None
                 break
@@ -2317,13 +2302,14 @@ def _segment_quad(photo: np.ndarray, maps: _WorkMaps) -> Quad | None:
         if new is None or not is_convex(new):
             break
         corners = new
-    if ((corners < -0.5).any() or (corners[:, 0] > w - 0.5).any()
-            or (corners[:, 1] > h - 0.5).any()):
+    try:  # what warp would refuse, with no tolerance past the photo's edge
+        validate_corners(corners, image_size=(w, h), tolerance_px=0.0)
+    except InvalidCornersError:
         return None  # a corner off the photo: the image runs off it, or a side is a poor guess
-    _, sides = _refine(photo, corners, search_px=max(3.0, 1.5 / s))
+    _, sides = _refine_lines(photo, corners, search_px=max(3.0, 1.5 / s))
     support = float(np.mean([sd.support for sd in sides]))
     unseen = [n for n, sd in zip(SIDE_NAMES, sides, strict=True) if sd.support < MIN_SIDE_SUPPORT]
-    if 4 - len(unseen) < SEG_MIN_FOUND_SIDES:
+    if 4 - len(unseen) < min_found_sides:
         return None
     work = scale_points(corners, s)
     bezel = _bezel_sides(maps.smooth, work)
@@ -2332,29 +2318,12 @@ def _segment_quad(photo: np.ndarray, maps: _WorkMaps) -> Quad | None:
     score = float(np.clip(sq.confidence, 0, 1) * np.clip(0.5 + support, 0, 1))
     if unseen or screen_like or flat_inside:
         score = min(score, UNSEEN_SIDE_SCORE)
-    return Quad(
-        corners,
-        score=score,
-        method="segment+edges",
-        details={
-            "edge_support": round(support, 3),
-            "rectangularity": round(sq.iou_with_mask, 3),
-            "side_support": {
-                n: round(sd.support, 3) for n, sd in zip(SIDE_NAMES, sides, strict=True)
-            },
-            "side_contrast": {
-                n: round(sd.contrast, 4) for n, sd in zip(SIDE_NAMES, sides, strict=True)
-            },
-            "edges_not_found": unseen,
-            "screen_edge_sides": screen_like,
-            "inner_sides": [],
-            "background_inside_sides": flat_inside,
-            "retried_side": "",
-            "blur_px": 0.0,
-            "segmenter_confidence": round(sq.confidence, 3),
-            "segmenter_sha256": seg.meta.sha256,
-        },
-    )
+    details = _edge_details(sides, support=support, rectangularity=sq.iou_with_mask,
+                            unseen=unseen, screen_like=screen_like, inner=[],
+                            flat_inside=flat_inside)
+    details.update(segmenter_confidence=round(sq.confidence, 3),
+                   segmenter_sha256=seg.meta.sha256)
+    return Quad(corners, score=score, method="segment+edges", details=details)
 
 
 @dataclass(frozen=True)
@@ -2575,24 +2544,34 @@ def _detect_once(photo: np.ndarray, maps: _WorkMaps, *, within: Quad | None = No
     if unseen or screen_like or continued or flat_inside:
         score = min(score, UNSEEN_SIDE_SCORE)
     log.debug("detect: %s score %.3f support %.2f", method, score, support)
-    return Quad(
-        corners,
-        score=score,
-        method=method,
-        details={
-            "edge_support": round(support, 3),
-            "rectangularity": round(best.fill, 3),
-            "side_support": {
-                n: round(sd.support, 3) for n, sd in zip(SIDE_NAMES, sides, strict=True)
-            },
-            "side_contrast": {
-                n: round(sd.contrast, 4) for n, sd in zip(SIDE_NAMES, sides, strict=True)
-            },
-            "edges_not_found": unseen,
-            "screen_edge_sides": screen_like,
-            "inner_sides": continued,
-            "background_inside_sides": flat_inside,
-            "retried_side": retried,
-            "blur_px": round(blur, 2),
+    return Quad(corners, score=score, method=method, details=_edge_details(
+        sides, support=support, rectangularity=best.fill, unseen=unseen,
+        screen_like=screen_like, inner=continued, flat_inside=flat_inside, retried=retried,
+        blur=blur))
+
+
+def _edge_details(sides: list[_Side], *, support: float, rectangularity: float,
+                  unseen: list[str], screen_like: list[str], inner: list[str],
+                  flat_inside: list[str], retried: str = "", blur: float = 0.0
+                  ) -> dict[str, Any]:
+    """The ``details`` every detected quad reports (see :func:`detect`), from its measured
+    sides, edge support and flags."""
+    return {
+        "edge_support": round(support, 3),
+        "rectangularity": round(rectangularity, 3),
+        "side_support": {n: round(sd.support, 3) for n, sd in zip(SIDE_NAMES, sides, strict=True)},
+        "side_contrast": {
+            n: round(sd.contrast, 4) for n, sd in zip(SIDE_NAMES, sides, strict=True)
         },
-    )
+        "edges_not_found": unseen,
+        "screen_edge_sides": screen_like,
+        "inner_sides": inner,
+        "background_inside_sides": flat_inside,
+        "retried_side": retried,
+        "blur_px": round(blur, 2),
+    }
+
+
+def _rounded(corners: np.ndarray) -> list[list[float]]:
+    """Corners as JSON-able [[x, y], …] rounded to 0.01 px (for ``details``)."""
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in corners]

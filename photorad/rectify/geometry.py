@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from photorad.errors import InvalidCornersError
@@ -127,6 +128,35 @@ def is_convex(corners: np.ndarray) -> bool:
     e = np.roll(corners, -1, axis=0) - corners
     cross = e[:, 0] * np.roll(e, -1, axis=0)[:, 1] - e[:, 1] * np.roll(e, -1, axis=0)[:, 0]
     return bool(np.all(cross > 0) or np.all(cross < 0))
+
+
+def fit_quad(contour: np.ndarray) -> np.ndarray:
+    """Four-corner polygon (TL, TR, BR, BL) approximating a blob contour's convex hull.
+
+    The hull is simplified with ``approxPolyDP`` at growing tolerances (1 … 8 % of its
+    perimeter) until it has four vertices; a blob with rounded corners that never gives four
+    falls back to its minimum-area rectangle.
+    """
+    hull = cv2.convexHull(contour)
+    peri = cv2.arcLength(hull, True)
+    for eps in (0.01, 0.02, 0.03, 0.05, 0.08):
+        approx = cv2.approxPolyDP(hull, eps * peri, True)
+        if len(approx) == 4:
+            return order_corners(approx.reshape(4, 2).astype(np.float64))
+        if len(approx) < 4:
+            break
+    rect = cv2.boxPoints(cv2.minAreaRect(hull))
+    return order_corners(rect.astype(np.float64))
+
+
+def intersect_lines(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray
+                    ) -> np.ndarray | None:
+    """Crossing of the lines ``p1 + t d1`` and ``p2 + s d2``, or None when they are parallel."""
+    a = np.array([d1, -d2]).T
+    if abs(np.linalg.det(a)) < 1e-9:
+        return None
+    t = np.linalg.solve(a, p2 - p1)
+    return p1 + t[0] * d1
 
 
 def validate_corners(

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from photorad.rectify.geometry import order_corners
+from photorad.rectify.geometry import fit_quad, intersect_lines, order_corners
 
 #: Long side of the reduced photo the network sees, pixels.
 SEG_SIDE = 192
@@ -141,12 +141,10 @@ def _side_lines(contour: np.ndarray, corners: np.ndarray) -> np.ndarray | None:
         lines.append((c, vt[0]))
     out = []
     for i in range(4):
-        (p1, d1), (p2, d2) = lines[i - 1], lines[i]
-        m = np.array([d1, -d2]).T
-        if abs(np.linalg.det(m)) < 1e-9:
+        q = intersect_lines(*lines[i - 1], *lines[i])
+        if q is None:
             return None
-        s = np.linalg.solve(m, p2 - p1)
-        out.append(p1 + s[0] * d1)
+        out.append(q)
     return np.array(out)
 
 
@@ -171,19 +169,7 @@ def quad_from_prob(prob: np.ndarray, red: Reduced) -> SegQuad | None:
     touches = bool(comp[0].any() or comp[-1].any() or comp[:, 0].any() or comp[:, -1].any())
     contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=cv2.contourArea)
-    hull = cv2.convexHull(contour)
-    peri = cv2.arcLength(hull, True)
-    approx = None
-    for eps in (0.01, 0.02, 0.03, 0.05, 0.08):
-        a = cv2.approxPolyDP(hull, eps * peri, True)
-        if len(a) == 4:
-            approx = a.reshape(4, 2).astype(np.float64)
-            break
-        if len(a) < 4:
-            break
-    if approx is None:
-        approx = cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float64)
-    corners = order_corners(approx)
+    corners = fit_quad(contour)
     fitted = _side_lines(contour, corners)
     if fitted is not None:
         corners = order_corners(fitted)
