@@ -17,6 +17,21 @@ test images are scored in each arm:
 * ``finetuned`` — restored photos scored by the fold's classifier after fine-tuning it on
   restored photos of its own training images.
 
+These four show the paper's workflow (the ROI on the monitor). The clinician's workflow shows the
+whole frame, and the classifier then needs the lesion; for that, the arms
+
+* ``whole_original`` / ``whole_photo`` / ``whole_restored`` — the whole frame scored as it is;
+* ``auto_original`` / ``auto_photo`` / ``auto_restored`` — the ROI around the lesion that the
+  shipped localizer (``photorad.lesion``) finds in that image: exactly what ``Pipeline.analyze``
+  does (detect → warp at the pipeline's size cap → restore → localize → the classifier's ROI).
+
+For scores on every image the ``auto_*`` arms take the localizer's most probable area whatever
+its confidence; ``summary.json`` also gives the share of images the pipeline would score (found
+at the shipped threshold) and the pooled AUROC over those (``auto_found``). The localizer was
+trained on patients outside the shipped classifier's test set: in hold-out mode (``--model``) no
+arm sees a patient any model was trained on; in cross-validation ``auto_unseen`` gives the pooled
+AUROC over the localizer's held-out patients.
+
 Outputs in ``--out``: ``per_fold.{csv,json,md}``, ``summary.{json,md}`` (mean ± sd per arm,
 paired per-fold differences with paired t and Wilcoxon tests and bootstrap CIs, pooled DeLong),
 ``predictions.csv``, ``roc.png`` (pooled ROC curves), ``box.png`` (per-fold AUROC box plot, like
@@ -54,7 +69,13 @@ from photorad.errors import ConfigError, NoScreenFoundError, PhotoradError
 from photorad.metrics import auroc, bootstrap_ci, delong_test
 from photorad.provenance import hash_files, write_run_info
 
-ARMS = ("original", "photo", "restored", "finetuned")
+ARMS = ("original", "photo", "restored", "finetuned", "whole_original", "whole_photo",
+        "whole_restored", "auto_original", "auto_photo", "auto_restored")
+#: Arms of the whole-frame photos (the clinician's workflow) and their image keys.
+FRAME_ARMS = {"whole_photo": ("rect", None), "whole_restored": ("restored", None),
+              "auto_photo": ("rect", "box_rect"), "auto_restored": ("restored", "box_restored")}
+#: Arms that need a restorer.
+RESTORED_ARMS = ("restored", "finetuned", "whole_restored", "auto_restored")
 
 # ci: one torch thread, because two OpenMP threads on a shared, busy 2-core machine spin-wait and
 # ran many times slower (eval/bench_classify.py); photo arms on 20 % of the images (CPU budget).
@@ -187,7 +208,7 @@ class PhotoArms:
         self.cfg, self.spec = cfg, spec
         self.restorer = None
         self.restorer_error = "not requested"
-        if "restored" in cfg["arms"] or "finetuned" in cfg["arms"]:
+        if set(cfg["arms"]) & set(RESTORED_ARMS):
             try:
                 from photorad.restore import Restorer, default_restorer
 
@@ -260,6 +281,161 @@ class PhotoArms:
             "corner_err_px": np.float64(np.abs(np.asarray(corners) - sim.corners).max()),
             "t_sim": np.float64(t1 - t0), "t_rect": np.float64(t2 - t1),
         }
+
+
+class FramePhotos:
+    """Whole-frame photos as ``Pipeline.analyze`` sees them, cached per image on disk.
+
+    Simulate the whole original on the monitor → detect (true corners where detection fails,
+    counted) → warp at the pipeline's size cap → the localizer's box; with a restorer, also the
+    restored image and its box. Each box is the most probable area, with whether it clears the
+    shipped threshold. As in :class:`PhotoArms`, the rectified part is cached once per simulator
+    setting and the restored part per restorer, so ``--prepare-photos`` needs no restorer.
+    """
+
+    def __init__(self, cfg: dict[str, Any], restorer: Any | None, cache: Path) -> None:
+        from photorad.lesion import default_localizer
+        from photorad.pipeline import DEFAULT_MAX_SIDE
+
+        self.cfg, self.restorer = cfg, restorer
+        self.localizer = default_localizer()
+        self.max_side = DEFAULT_MAX_SIDE
+        tag = (f"frame-{cfg['preset']}-{cfg['photo_size'][0]}x{cfg['photo_size'][1]}"
+               f"-s{cfg['seed']}-m{self.max_side}-code{photo_code_tag()}"
+               f"-l{str(self.localizer.sha256)[:12]}")
+        self.cache = cache / tag
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.rcache = None
+        if restorer is not None:
+            self.rcache = self.cache / f"restored-{restorer.sha256[:16]}"
+            self.rcache.mkdir(exist_ok=True)
+        self.done: dict[str, dict[str, Any]] = {}
+
+    def get(self, rec: Record) -> dict[str, Any]:
+        if rec.id not in self.done:
+            made: list[np.ndarray] = []  # the float32 rectified image when made just now
+
+            def make() -> dict[str, Any]:
+                d = self._make(rec)
+                made.append(d.pop("rect32"))
+                return d
+
+            d = _cached(self.cache / f"{rec.id}.npz", make)
+            if self.rcache is not None:
+                # a fresh image is restored as the pipeline would (float32); a cached one from its
+                # float16 copy (rounding 10× below the 8-bit photo's step)
+                rect = made[0] if made else d["rect"].astype(np.float32)
+                d = {**d, **_cached(self.rcache / f"{rec.id}.npz", lambda: self._restore(rect))}
+            self.done[rec.id] = d
+        return self.done[rec.id]
+
+    def _make(self, rec: Record) -> dict[str, Any]:
+        from photorad.io import load_original
+        from photorad.pipeline import capped_size
+        from photorad.rectify import detect, warp
+        from photorad.simulate import simulate_photo
+
+        orig = load_original(rec.path)
+        sim = simulate_photo(orig, preset=self.cfg["preset"],
+                             seed=_image_seed(rec.id, self.cfg["seed"]),
+                             size=tuple(self.cfg["photo_size"]))
+        fallback = False
+        try:
+            corners = np.asarray(detect(sim.photo).corners, dtype=np.float64)
+        except NoScreenFoundError:
+            fallback, corners = True, sim.corners
+        rect = warp(sim.photo, corners, size=capped_size(corners, self.max_side))
+        return {"rect": rect.astype(np.float16), "rect32": rect, "fallback": np.bool_(fallback),
+                **self._box("rect", rect)}
+
+    def _restore(self, rect: np.ndarray) -> dict[str, Any]:
+        restored = np.clip(self.restorer.restore(rect), 0.0, 1.0).astype(np.float32)
+        return {"restored": restored.astype(np.float16), **self._box("restored", restored)}
+
+    def _box(self, key: str, img: np.ndarray) -> dict[str, Any]:
+        box, found = lesion_box(self.localizer, img)
+        return {f"box_{key}": np.asarray(box if box is not None else [-1, -1, -1, -1],
+                                         dtype=np.float64),
+                f"found_{key}": np.bool_(found)}
+
+
+def _cached(path: Path, make: Any) -> dict[str, Any]:
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    d = make()
+    _save_npz(path, d)
+    return d
+
+
+def lesion_box(localizer: Any, img: np.ndarray) -> tuple[tuple[int, ...] | None, bool]:
+    """The localizer's most probable lesion box (any confidence) and whether it is confident."""
+    from photorad.lesion import lesion_from_prob
+
+    prob = localizer.prob(np.asarray(img, dtype=np.float32))
+    best = lesion_from_prob(prob, min_confidence=0.0, min_area_fraction=0.0)
+    if best.lesion is None:
+        return None, False
+    shipped = lesion_from_prob(prob, min_confidence=localizer.min_confidence)
+    return best.lesion.box, shipped.lesion is not None
+
+
+def _box_or_none(b: np.ndarray) -> tuple[float, ...] | None:
+    return None if b[2] <= 0 else tuple(float(v) for v in b)
+
+
+def original_frames(records: list[Record], spec: PreprocessSpec, arms: list[str],
+                    progress: bool) -> dict[str, Any]:
+    """Prepared whole originals and their localizer ROIs (arrays over all records)."""
+    from photorad.io import load_original
+    from photorad.lesion import default_localizer
+
+    loc = default_localizer()
+    whole, auto, found = [], [], []
+    for j, r in enumerate(records):
+        img = load_original(r.path)
+        whole.append(prepare_image(img, spec=PreprocessSpec(**{**spec.to_dict(), "roi": False})))
+        if "auto_original" in arms:
+            box, ok = lesion_box(loc, img)
+            auto.append(prepare_image(img, spec=spec, bbox=box))
+            found.append(ok)
+        if progress and (j + 1) % 200 == 0:
+            print(f"  whole originals {j + 1}/{len(records)}", file=sys.stderr, flush=True)
+    return {"whole_original": np.stack(whole),
+            "auto_original": np.stack(auto) if auto else None,
+            "found_original": np.array(found, dtype=bool) if found else None,
+            "localizer": {"name": loc.name, "sha256": loc.sha256},
+            "localizer_held_out": set(default_localizer_held_out())}
+
+
+def default_localizer_held_out() -> list[str]:
+    """Patients the shipped localizer never trained on (its sidecar's list)."""
+    from photorad.lesion import default_localizer
+
+    return [str(g) for g in (getattr(default_localizer(), "held_out", None) or [])]
+
+
+def frame_inputs(frames: FramePhotos, recs: list[Record], spec: PreprocessSpec
+                 ) -> dict[str, np.ndarray]:
+    """Prepared classifier inputs of the whole-frame photo arms, and the found flags.
+
+    Arms whose image the cache lacks (``restored`` without a restorer) are left out.
+    """
+    whole_spec = PreprocessSpec(**{**spec.to_dict(), "roi": False})
+    items = [frames.get(r) for r in recs]
+    out: dict[str, np.ndarray] = {}
+    for arm, (key, box_key) in FRAME_ARMS.items():
+        if not items or key not in items[0]:
+            continue
+        out[arm] = np.stack([
+            prepare_image(d[key].astype(np.float32), spec=whole_spec) if box_key is None
+            else prepare_image(d[key].astype(np.float32), spec=spec,
+                               bbox=_box_or_none(d[box_key]))
+            for d in items])
+    for name, key in (("found_photo", "found_rect"), ("found_restored", "found_restored")):
+        if items and key in items[0]:
+            out[name] = np.array([bool(d[key]) for d in items])
+    return out
 
 
 def _save_npz(path: Path, d: dict[str, Any]) -> None:
@@ -410,6 +586,47 @@ def write_tables(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
+def lesion_summary(preds: list[dict[str, Any]], arms: list[str], orig_frames: Any,
+                   frames: Any) -> dict[str, Any]:
+    """Coverage and AUROC of the ``auto_*`` arms: found at the shipped threshold, unseen patients.
+
+    ``found_rate``: share of scored images where the localizer clears its threshold (the rest
+    get no score in the pipeline); ``auroc_found``: pooled AUROC over those; ``auroc_unseen``
+    (and ``original_unseen``, the ground-truth ROI on the same images): pooled over the
+    localizer's held-out patients only.
+    """
+    out: dict[str, Any] = {}
+    held: set[str] = set()
+    if orig_frames is not None:
+        held = orig_frames["localizer_held_out"]
+        out["localizer"] = orig_frames["localizer"]
+    elif frames is not None:
+        held = set(frames.localizer.held_out)
+        out["localizer"] = frames.localizer.info()
+    y = np.array([p["label"] for p in preds])
+    for arm, key in (("auto_original", "found_original"), ("auto_photo", "found_photo"),
+                     ("auto_restored", "found_restored")):
+        if arm not in arms:
+            continue
+        s = np.array([p.get(arm, np.nan) for p in preds], dtype=float)
+        f = np.array([bool(p.get(key, False)) for p in preds])
+        ok = np.isfinite(s)
+        d: dict[str, Any] = {"n": int(ok.sum()), "found_rate": float(f[ok].mean()) if ok.any()
+                             else float("nan")}
+        sel = ok & f
+        if 0 < y[sel].sum() < sel.sum():
+            d["auroc_found"] = auroc(y[sel], s[sel])
+        unseen = ok & np.array([p["patient"] in held for p in preds])
+        if 0 < y[unseen].sum() < unseen.sum():
+            d["n_unseen"] = int(unseen.sum())
+            d["auroc_unseen"] = auroc(y[unseen], s[unseen])
+            o = np.array([p.get("original", np.nan) for p in preds], dtype=float)
+            if np.isfinite(o[unseen]).all():
+                d["original_unseen"] = auroc(y[unseen], o[unseen])
+        out[arm] = d
+    return out
+
+
 def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -> dict[str, Any]:
     import torch
 
@@ -471,10 +688,16 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
             arms = ["original"]
             log(f"photo arms not run: {exc}")
     if photo is not None and photo.restorer is None:
-        for a in ("restored", "finetuned"):
+        for a in RESTORED_ARMS:
             if a in arms:
                 arms.remove(a)
                 not_run[a] = photo.restorer_error
+    frames = orig_frames = None
+    if any(a in arms for a in FRAME_ARMS) and photo is not None:
+        frames = FramePhotos(cfg, photo.restorer, Path(cfg["cache"]))
+    if "whole_original" in arms or "auto_original" in arms:
+        log("whole originals and their lesion ROIs …")
+        orig_frames = original_frames(records, spec, arms, progress)
 
     # Photo arms run on a fixed random subset of images (all of them in the full profile):
     # simulation dominates the CPU budget. All arms, "original" included, are scored on the same
@@ -490,12 +713,18 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
         todo = np.flatnonzero(in_sub)
         log(f"preparing {len(todo)} rectified photos in {photo.cache} …")
         for j, i in enumerate(todo):
-            photo.get(records[i])
+            if set(arms) & {"photo", "restored", "finetuned"}:
+                photo.get(records[i])
+            if frames is not None:
+                frames.get(records[i])
             if progress and (j + 1) % 50 == 0:
                 log(f"  {j + 1}/{len(todo)}")
         return {"prepared": int(len(todo)), "cache": str(photo.cache)}
     rows: list[dict[str, Any]] = []
     preds: list[dict[str, Any]] = []
+    # image index → localizer found the lesion at the shipped threshold (auto_* arms)
+    found: dict[str, dict[int, bool]] = {"found_original": {}, "found_photo": {},
+                                         "found_restored": {}}
     for rep in range(int(cfg["repeats"])):
         seed = int(cfg["seed"]) + rep
         if fixed is not None:
@@ -522,11 +751,31 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
             scores: dict[str, np.ndarray] = {"original": p_all[in_sub[te]]}
             fallbacks = 0
             t1 = time.perf_counter()
-            if photo is not None:
+            if frames is not None:
+                fi = frame_inputs(frames, [records[i] for i in te_s], spec)
+                for arm in FRAME_ARMS:
+                    if arm in arms and arm in fi:
+                        scores[arm] = predict_proba(res.model, fi[arm], spec=spec,
+                                                    device=tcfg.device)
+                for key in ("found_photo", "found_restored"):
+                    if key in fi:
+                        found[key].update({int(i): bool(f) for i, f in zip(te_s, fi[key],
+                                                                            strict=True)})
+            if orig_frames is not None:
+                for arm in ("whole_original", "auto_original"):
+                    if arm in arms:
+                        scores[arm] = predict_proba(res.model, orig_frames[arm][te_s], spec=spec,
+                                                    device=tcfg.device)
+                if orig_frames["found_original"] is not None:
+                    found["found_original"].update(
+                        {int(i): bool(orig_frames["found_original"][i]) for i in te_s})
+            if photo is not None and set(arms) & {"photo", "restored", "finetuned"}:
                 feats = [photo.get(records[i]) for i in te_s]
                 fallbacks = int(sum(bool(f["fallback"]) for f in feats))
                 x_photo = np.stack([f["photo"] for f in feats])
-                scores["photo"] = predict_proba(res.model, x_photo, spec=spec, device=tcfg.device)
+                if "photo" in arms:
+                    scores["photo"] = predict_proba(res.model, x_photo, spec=spec,
+                                                    device=tcfg.device)
                 if "restored" in arms or "finetuned" in arms:
                     x_rest = np.stack([f["restored"] for f in feats])
                 if "restored" in arms:
@@ -569,6 +818,9 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
                      "fold": k, "label": int(labels[i]), "original_all": float(p_all[j])}
                 for arm, sc in scores.items():
                     p[arm] = float(sc[pos[int(i)]]) if int(i) in pos else float("nan")
+                for key, d in found.items():
+                    if int(i) in d:
+                        p[key] = d[int(i)]
                 preds.append(p)
             log(json.dumps({kk: (round(v, 4) if isinstance(v, float) else v)
                             for kk, v in row.items()}))
@@ -591,7 +843,11 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
                                 "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
                                 "n_folds": int(len(v)), "pooled_auroc": auroc(y_all[ok], s_all[ok])}
     pairs = [("original", "photo"), ("original", "restored"), ("restored", "photo"),
-             ("finetuned", "restored"), ("original", "finetuned")]
+             ("finetuned", "restored"), ("original", "finetuned"),
+             ("original", "auto_original"), ("original", "whole_original"),
+             ("auto_original", "whole_original"), ("original", "auto_restored"),
+             ("auto_restored", "whole_restored"), ("auto_photo", "whole_photo"),
+             ("restored", "auto_restored")]
     for a, b in pairs:
         if a in arms and b in arms:
             va_, vb_ = np.array([r[a] for r in rows]), np.array([r[b] for r in rows])
@@ -603,7 +859,12 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
                 c = delong_test(y_all[ok], sa[ok], sb[ok])
                 summary["delong_pooled"][f"{a} − {b}"] = {
                     "diff": c.diff, "ci95": [c.ci_low, c.ci_high], "p": c.p_value}
-    if photo is not None:
+    summary["lesion"] = lesion_summary(preds, arms, orig_frames, frames)
+    if frames is not None:
+        fd = list(frames.done.values())
+        summary["frames"] = {"n_images": len(fd),
+                             "fallbacks": int(sum(bool(f["fallback"]) for f in fd))}
+    if photo is not None and photo.done:
         feats = list(photo.done.values())
         summary["photo"] = {
             "n_images": len(feats),
@@ -633,7 +894,8 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
                           f"{load[1]:.2f}/{load[2]:.2f} (1/5/15 min)")
     with (out / "predictions.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["id", "patient", "repeat", "fold", "label",
-                                           "original_all", *arms])
+                                           "original_all", *arms, *found],
+                           extrasaction="ignore")
         w.writeheader()
         w.writerows(preds)
     write_tables(out, rows, summary, arms)

@@ -58,6 +58,23 @@ class InvalidCornersError(PhotoradError):
     http_status = 422
 
 
+class InvalidLesionBoxError(PhotoradError):
+    """A user-given lesion box is malformed, empty or outside the rectified image."""
+
+    http_status = 422
+
+
+class NoLesionFoundError(PhotoradError):
+    """No lesion the localizer can stand behind, and none was marked: no score is given.
+
+    The pipeline does not raise this (it returns the images without a score, so that the user can
+    mark the lesion); the CLI uses its exit code when it withholds a score.
+    """
+
+    exit_code = 6
+    http_status = 422
+
+
 class ModelError(PhotoradError):
     """A model checkpoint is missing, corrupt, has the wrong hash or an unknown architecture."""
 

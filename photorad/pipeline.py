@@ -1,7 +1,10 @@
-"""The one pipeline object: phone photo → corners, quality, rectified, restored, score.
+"""The one pipeline object: phone photo → corners, quality, rectified, restored, lesion, score.
 
-:class:`Pipeline` ties the stages together (``rectify`` → ``restore`` → ``classify``) and returns
-one :class:`Analysis`. The CLI (``photorad analyze``), the demo and the service (``photorad
+:class:`Pipeline` ties the stages together (``rectify`` → ``restore`` → ``lesion`` →
+``classify``) and returns one :class:`Analysis`. The classifier scores the lesion ROI (the box the
+localizer found, or the one the clinician gave, with the classifier's own ROI margin). When no
+lesion is found and none is given, the analysis carries the images and a plain-words
+:class:`Refusal` instead of a score. The CLI (``photorad analyze``), the demo and the service (``photorad
 serve``) all call this object, and :meth:`Analysis.to_json` is the single JSON schema they emit.
 
 The restorer and the classifier are passed in (anything with the documented interface), so the
@@ -80,12 +83,40 @@ class RestorerLike(Protocol):
 
 
 class ClassifierLike(Protocol):
-    """What the pipeline needs from a classifier (see ``photorad.classify.Classifier``)."""
+    """What the pipeline needs from a classifier (see ``photorad.classify.Classifier``).
+
+    ``bbox`` (x, y, w, h image pixels) is the lesion; the classifier crops its own ROI around it.
+    """
 
     name: str
     sha256: str
 
-    def score(self, img: np.ndarray) -> float: ...
+    def score(self, img: np.ndarray, *, bbox: Any = None) -> float: ...
+
+
+class LocalizerLike(Protocol):
+    """What the pipeline needs from a lesion localizer (see ``photorad.lesion.Localizer``)."""
+
+    name: str
+    sha256: str | None
+
+    def locate(self, img: np.ndarray) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the analysis gives no score, in plain words, and what the user can do about it.
+
+    ``stage`` names the step that withheld the score (``"lesion"``: no lesion found and none
+    marked). Every path that withholds a score uses this one shape.
+    """
+
+    stage: str
+    reason: str
+    advice: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"stage": self.stage, "reason": self.reason, "advice": self.advice}
 
 
 @dataclass(frozen=True)
@@ -126,15 +157,25 @@ class Analysis:
     rectified, restored:
         ``float32`` H×W grey images in [0, 1] (same shape).
     score:
-        Classifier output in [0, 1]: estimated probability of malignancy. Research use only — not
-        a diagnosis.
+        Classifier output in [0, 1] for the lesion ROI: estimated probability of malignancy, or
+        ``None`` when the score is withheld (see ``refusal``). Research use only — not a
+        diagnosis.
     models:
-        ``{"restorer": {"name", "sha256"}, "classifier": {"name", "sha256"}}``.
+        ``{"restorer": {"name", "sha256"}, "classifier": {...}, "localizer": {...}}``.
     timings_ms:
         Wall time per stage in milliseconds (``detect``, ``quality``, ``warp``, ``restore``,
         ``classify``, ``total``).
     photo_size:
         ``(width, height)`` of the photo in pixels.
+    lesion:
+        The lesion scored (``photorad.lesion.Lesion``, box in rectified-image pixels, ``source``
+        ``"auto"`` or ``"user"``), or ``None``: none found (then ``refusal`` says so) or the
+        pipeline has no localizer and scores the whole image (``roi == "whole image"``).
+    refusal:
+        Why there is no score (``None`` when there is one).
+    roi:
+        What the classifier scored: ``"lesion"`` or ``"whole image"`` (no localizer), or
+        ``None`` without a score.
     """
 
     corners: np.ndarray
@@ -143,10 +184,13 @@ class Analysis:
     quality: dict[str, Any] | None
     rectified: np.ndarray
     restored: np.ndarray
-    score: float
+    score: float | None
     models: dict[str, dict[str, str]]
     timings_ms: dict[str, float]
     photo_size: tuple[int, int]
+    lesion: Any = None
+    refusal: Refusal | None = None
+    roi: str | None = "whole image"
     disclaimer: str = DISCLAIMER
 
     def to_json(
@@ -193,9 +237,12 @@ class Analysis:
             "quad": _quad_json(self.corners, self.quad_score, self.quad_method),
             "quality": self.quality,
             "quality_warnings": quality_messages(self.quality),
-            "score": round(float(self.score), 6),
-            "score_meaning": "classifier's estimated probability of malignancy (0-1); "
-            + self.disclaimer,
+            "lesion": self.lesion.to_json() if self.lesion is not None else None,
+            "roi": self.roi,
+            "score": None if self.score is None else round(float(self.score), 6),
+            "score_meaning": "classifier's estimated probability of malignancy (0-1) for the "
+            "lesion region; " + self.disclaimer,
+            "refusal": self.refusal.to_json() if self.refusal is not None else None,
             "models": self.models,
             "timings_ms": _round_timings(self.timings_ms),
             "images": images,
@@ -253,14 +300,19 @@ def _model_info(model: Any) -> dict[str, str]:
 
 
 class Pipeline:
-    """Rectify → restore → classify, with quality checks and timings.
+    """Rectify → restore → find the lesion → classify its ROI, with quality checks and timings.
 
     Parameters
     ----------
     restorer:
         Object with ``.restore(img float32 H×W) -> float32 H×W``, ``.name`` and ``.sha256``.
     classifier:
-        Object with ``.score(img float32 H×W) -> float`` in [0, 1], ``.name`` and ``.sha256``.
+        Object with ``.score(img float32 H×W, *, bbox=None) -> float`` in [0, 1], ``.name`` and
+        ``.sha256``.
+    localizer:
+        Lesion localizer (``.locate(img)`` → ``photorad.lesion.LesionResult``). ``None`` scores
+        the whole restored image, for a classifier trained on whole images; every output then
+        says ``roi: "whole image"``. :meth:`from_defaults` always has one.
     quality:
         Run ``photorad.rectify.quality`` on the photo and the corners (capture warnings).
     max_side:
@@ -274,6 +326,7 @@ class Pipeline:
         restorer: RestorerLike,
         classifier: ClassifierLike,
         *,
+        localizer: LocalizerLike | None = None,
         quality: bool = True,
         max_side: int | None = DEFAULT_MAX_SIDE,
     ) -> None:
@@ -281,28 +334,40 @@ class Pipeline:
             raise ValueError(f"max_side must be ≥ 16 px or None, got {max_side}")
         self.restorer = restorer
         self.classifier = classifier
+        self.localizer = localizer
         self.quality = quality
         self.max_side = max_side
 
     @classmethod
-    def from_defaults(cls, *, quality: bool = True, max_side: int | None = DEFAULT_MAX_SIDE) -> Pipeline:
-        """The pipeline with the CPU weights shipped in the package (checked by SHA-256)."""
+    def from_defaults(cls, *, quality: bool = True, max_side: int | None = DEFAULT_MAX_SIDE,
+                      restorer: RestorerLike | None = None,
+                      classifier: ClassifierLike | None = None) -> Pipeline:
+        """The pipeline with the CPU weights shipped in the package (checked by SHA-256).
+
+        ``restorer`` / ``classifier`` replace the shipped ones; the localizer is always the
+        shipped one.
+        """
         try:
             from photorad.classify import default_classifier
+            from photorad.lesion import default_localizer
             from photorad.restore import default_restorer
         except ImportError as exc:
             raise ModelError(
                 f"this installation lacks a pipeline stage ({exc}); reinstall photorad"
             ) from None
-        return cls(default_restorer(), default_classifier(), quality=quality, max_side=max_side)
+        return cls(restorer or default_restorer(), classifier or default_classifier(),
+                   localizer=default_localizer(), quality=quality, max_side=max_side)
 
     @property
     def models(self) -> dict[str, dict[str, str]]:
-        """``{"restorer": {"name", "sha256"}, "classifier": {"name", "sha256"}}``."""
-        return {"restorer": _model_info(self.restorer), "classifier": _model_info(self.classifier)}
+        """``{"restorer": {"name", "sha256"}, "classifier": {...}, "localizer": {...}}``."""
+        out = {"restorer": _model_info(self.restorer), "classifier": _model_info(self.classifier)}
+        if self.localizer is not None:
+            out["localizer"] = _model_info(self.localizer)
+        return out
 
     def warmup(self, *, side: int = 256) -> float:
-        """Run the restorer and the classifier once on a synthetic image; return the ms taken.
+        """Run every model once on a synthetic image; return the ms taken.
 
         The first call of a model pays one-off costs (backend selection by measurement, lazy
         allocations); a server does this at start-up so that no clinician waits for it.
@@ -311,6 +376,8 @@ class Pipeline:
         yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
         img = (0.25 + 0.5 * (xx + yy) / (2 * side)).astype(np.float32)
         restored = np.clip(np.asarray(self.restorer.restore(img), dtype=np.float32), 0.0, 1.0)
+        if self.localizer is not None:
+            self.localizer.locate(restored)
         self.classifier.score(restored)
         return _ms(t0)
 
@@ -352,7 +419,8 @@ class Pipeline:
         return Located(corners=c, quad_score=float(q_score), quad_method=str(method),
                        quality=report, photo_size=size, timings_ms=timings)
 
-    def analyze(self, photo: np.ndarray, corners: Any = None) -> Analysis:
+    def analyze(self, photo: np.ndarray, corners: Any = None, *,
+                lesion_box: Any = None) -> Analysis:
         """Run the whole pipeline on one photo.
 
         Parameters
@@ -362,11 +430,16 @@ class Pipeline:
         corners:
             Optional (4, 2) TL, TR, BR, BL photo-pixel corners of the displayed image; detected
             when ``None``.
+        lesion_box:
+            Optional ``(x, y, w, h)`` lesion box in rectified-image pixels (the clinician's);
+            replaces the localizer's.
 
         Raises
         ------
         NoScreenFoundError, InvalidCornersError, UnsupportedImageError
             Bad input (see :meth:`locate`).
+        InvalidLesionBoxError
+            ``lesion_box`` is malformed, empty or outside the rectified image.
         ModelError
             A model returned something outside its contract (wrong shape, NaN, out of [0, 1]).
         """
@@ -379,25 +452,11 @@ class Pipeline:
         t0 = time.perf_counter()
         rectified = rectify.warp(photo, loc.corners, size=capped_size(loc.corners, self.max_side))
         timings["warp"] = _ms(t0)
-
-        t0 = time.perf_counter()
-        restored = np.asarray(self.restorer.restore(rectified))
-        timings["restore"] = _ms(t0)
-        if restored.shape != rectified.shape or not np.isfinite(restored).all():
-            raise ModelError(
-                f"restorer {_model_info(self.restorer)['name']} returned an invalid image "
-                f"(shape {restored.shape}, expected {rectified.shape}, or non-finite values)"
-            )
-        restored = np.clip(restored.astype(np.float32, copy=False), 0.0, 1.0)
-
-        t0 = time.perf_counter()
-        score = float(self.classifier.score(restored))
-        timings["classify"] = _ms(t0)
-        if not (np.isfinite(score) and 0.0 <= score <= 1.0):
-            raise ModelError(
-                f"classifier {_model_info(self.classifier)['name']} returned {score!r}, "
-                "not a probability in [0, 1]"
-            )
+        restored = self._restore(rectified, timings)
+        lesion, refusal, roi = self._lesion(restored, lesion_box, timings)
+        score = None
+        if refusal is None:
+            score = self._score(restored, lesion, timings)
         timings["total"] = _ms(t_all)
         return Analysis(
             corners=loc.corners,
@@ -410,4 +469,48 @@ class Pipeline:
             models=self.models,
             timings_ms=timings,
             photo_size=loc.photo_size,
+            lesion=lesion,
+            refusal=refusal,
+            roi=roi,
         )
+
+    def _restore(self, rectified: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+        t0 = time.perf_counter()
+        restored = np.asarray(self.restorer.restore(rectified))
+        timings["restore"] = _ms(t0)
+        if restored.shape != rectified.shape or not np.isfinite(restored).all():
+            raise ModelError(
+                f"restorer {_model_info(self.restorer)['name']} returned an invalid image "
+                f"(shape {restored.shape}, expected {rectified.shape}, or non-finite values)"
+            )
+        return np.clip(restored.astype(np.float32, copy=False), 0.0, 1.0)
+
+    def _lesion(self, restored: np.ndarray, lesion_box: Any, timings: dict[str, float]
+                ) -> tuple[Any, Refusal | None, str | None]:
+        """The lesion to score (user box first), the refusal when there is none, and the ROI."""
+        from photorad.lesion import NO_LESION_ADVICE, user_lesion
+
+        if lesion_box is not None:
+            return user_lesion(lesion_box, restored.shape), None, "lesion"
+        if self.localizer is None:
+            return None, None, "whole image"
+        t0 = time.perf_counter()
+        found = self.localizer.locate(restored)
+        timings["lesion"] = _ms(t0)
+        if found.lesion is None:
+            return None, Refusal("lesion", f"No score: {found.reason}.", NO_LESION_ADVICE), None
+        return found.lesion, None, "lesion"
+
+    def _score(self, restored: np.ndarray, lesion: Any, timings: dict[str, float]) -> float:
+        t0 = time.perf_counter()
+        if lesion is None:
+            score = float(self.classifier.score(restored))
+        else:
+            score = float(self.classifier.score(restored, bbox=lesion.box))
+        timings["classify"] = _ms(t0)
+        if not (np.isfinite(score) and 0.0 <= score <= 1.0):
+            raise ModelError(
+                f"classifier {_model_info(self.classifier)['name']} returned {score!r}, "
+                "not a probability in [0, 1]"
+            )
+        return score

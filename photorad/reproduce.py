@@ -197,7 +197,8 @@ def plan(profile: str, *, out: Path, work: Path, seed: int = 0,
                     "--cache", str(wk / "auroc_cache"), "--no-progress", *prof.auroc_args]
     if data:
         auroc_common += ["--data-root", data]
-    photos = [py, "eval/auroc_cv.py", *auroc_common, "--arms", "original,photo",
+    photos = [py, "eval/auroc_cv.py", *auroc_common,
+              "--arms", "original,photo,whole_photo,auto_photo",
               "--prepare-photos", "--out", str(wk / "auroc_prepare")]
     auroc = [py, "eval/auroc_cv.py", *auroc_common, "--restorer", str(ckpt),
              "--out", str(res / "auroc")]
@@ -207,8 +208,9 @@ def plan(profile: str, *, out: Path, work: Path, seed: int = 0,
         Step("train", "train the restorer", [*train, "--no-make-pairs"]),
         Step("quality", "quality table with stage ablation", quality),
         Step("rectify", "detection on simulated photos", rectify),
-        Step("photos", "simulate + rectify the AUROC photo arm (cached)", photos),
-        Step("auroc", "cross-validated AUROC: original / photo / restored", auroc),
+        Step("photos", "simulate + rectify the AUROC photo arms (cached)", photos),
+        Step("auroc", "cross-validated AUROC: ROI, whole image and automatic lesion ROI; "
+                      "original / photo / restored", auroc),
         Step("report", "collect figures, write README", []),
     ]
 
@@ -533,8 +535,17 @@ def _write_readme(res: Path, *, profile: str, seed: int, metrics: Mapping[str, f
                   f"{a.get('n_paired_images')} images per arm (paired). Classifier: "
                   f"`{a['config']['arch']}` at {a['config']['size']} px, "
                   f"{a['config']['splits']} patient-grouped folds × {a['config']['repeats']}. "
-                  "Seed paper: Xception, 10 splits × 3 repeats.", "",
-                  "![AUROC per fold](auroc/box.png) ![ROC](auroc/roc.png)", ""]
+                  "Seed paper: Xception, 10 splits × 3 repeats.", ""]
+        les = {k: v for k, v in (a.get("lesion") or {}).items() if k.startswith("auto_")}
+        if les:
+            lines += ["`original`/`photo`/`restored`/`finetuned`: the lesion ROI shown on the "
+                      "monitor (the paper's workflow); `whole_*`: the whole frame scored as it "
+                      "is; `auto_*`: the ROI around the lesion that the shipped localizer finds "
+                      "(the clinician's path, as `Pipeline.analyze`). The localizer is confident "
+                      "(the pipeline gives a score) on "
+                      + ", ".join(f"{100 * v['found_rate']:.0f} % ({k})" for k, v in les.items())
+                      + " of the images.", ""]
+        lines += ["![AUROC per fold](auroc/box.png) ![ROC](auroc/roc.png)", ""]
     else:
         lines += ["(not run)", ""]
     r = _load_json(res / "rectify" / "summary.json")

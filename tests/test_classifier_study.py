@@ -92,3 +92,56 @@ def test_holdout_mode_scores_the_shipped_model_on_its_test_patients(sample_root,
                                                          bboxes=[r.bbox for r in recs]))
     assert summary["arms"]["original"]["mean"] == pytest.approx(ref, abs=1e-9)
     assert "finetuned" in summary["not_run"]
+
+
+def test_holdout_lesion_arms_are_the_pipeline_path(sample_root, tmp_path) -> None:
+    """``auto_restored`` scores what ``Pipeline.analyze`` scores on the same simulated photo;
+    ``auto_original`` is the classifier on the localizer's ROI of the original."""
+    from photorad.models.weights import shipped_weights
+
+    if not {"classifier", "restorer", "lesion"} <= set(shipped_weights()):
+        pytest.skip("shipped weights missing")
+    import csv
+
+    study = _load_script("auroc_cv")
+    out = tmp_path / "lesion-arms"
+    arms = "original,whole_original,auto_original,whole_restored,auto_restored"
+    ckpt = str(REPO / "photorad" / "weights" / "classifier_cpu.safetensors")
+    argv = ["--model", ckpt, "--data-root", str(sample_root), "--arms", arms, "--limit", "6",
+            "--photo-size", "800", "600", "--photo-fraction", "1.0", "--threads", "1",
+            "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress"]
+    assert study.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(arms.split(",")) <= set(summary["arms"])
+    assert 0.0 <= summary["lesion"]["auto_restored"]["found_rate"] <= 1.0
+    with (out / "predictions.csv").open() as fh:
+        preds = {p["id"]: p for p in csv.DictReader(fh)}
+
+    from photorad.classify import default_classifier
+    from photorad.data.bus_bra import load_records
+    from photorad.errors import NoScreenFoundError
+    from photorad.io import load_original
+    from photorad.lesion import default_localizer, lesion_from_prob
+    from photorad.pipeline import Pipeline
+    from photorad.simulate import simulate_photo
+
+    clf, loc = default_classifier(device="cpu"), default_localizer()
+    pipe = Pipeline.from_defaults(quality=False)
+    checked = 0
+    for rec in load_records(sample_root):
+        if rec.id not in preds:
+            continue
+        img = load_original(rec.path)
+        best = lesion_from_prob(loc.prob(img), min_confidence=0.0, min_area_fraction=0.0)
+        assert float(preds[rec.id]["auto_original"]) == pytest.approx(
+            clf.score(img, bbox=best.lesion.box), abs=1e-5)
+        sim = simulate_photo(img, preset="typical", seed=study._image_seed(rec.id, 0),
+                             size=(800, 600))
+        try:
+            a = pipe.analyze(sim.photo)
+        except NoScreenFoundError:  # the arm fell back to the true corners
+            continue
+        if a.score is not None:
+            assert float(preds[rec.id]["auto_restored"]) == pytest.approx(a.score, abs=1e-4)
+            checked += 1
+    assert checked >= 1

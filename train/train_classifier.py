@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roi", action=argparse.BooleanOptionalAction, default=True,
                    help="crop the lesion ROI (BBOX + margin); --no-roi: full image")
     p.add_argument("--margin", type=float, default=0.25, help="ROI margin, fraction of box side")
+    p.add_argument("--boxes", choices=("dataset", "localizer"), default="dataset",
+                   help="ROI boxes: the dataset's BBOX, or the shipped lesion localizer's box on "
+                        "each original (so that training crops match what the pipeline crops)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -110,6 +113,31 @@ def split_records(records, *, val_fraction: float, test_fraction: float, seed: i
     return keep_a[tr], keep_a[va], np.concatenate([keep_a[te], np.asarray(forced, dtype=int)])
 
 
+def localizer_boxes(records, *, progress: bool):
+    """The records with ``bbox`` replaced by the shipped localizer's most probable lesion box
+    (whatever its confidence; the dataset's box where it finds no area at all)."""
+    import dataclasses
+
+    from photorad.io import load_original
+    from photorad.lesion import default_localizer, lesion_from_prob
+
+    loc = default_localizer()
+    out, missing = [], 0
+    for i, r in enumerate(records):
+        best = lesion_from_prob(loc.prob(load_original(r.path)), min_confidence=0.0,
+                                min_area_fraction=0.0)
+        if best.lesion is None:
+            missing += 1
+            out.append(r)
+        else:
+            out.append(dataclasses.replace(r, bbox=best.lesion.box))
+        if progress and (i + 1) % 300 == 0:
+            print(f"localizer boxes {i + 1}/{len(records)}", flush=True)
+    print(f"localizer boxes: {len(records) - missing} found, {missing} kept the dataset's box",
+          flush=True)
+    return out
+
+
 def _setup_distributed():
     import torch
 
@@ -144,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         tcfg.device = ddp_device
     tr, va, te = split_records(records, val_fraction=args.val_fraction,
                                test_fraction=args.test_fraction, seed=args.seed)
+    if args.boxes == "localizer" and spec.roi:
+        records = localizer_boxes(records, progress=not args.no_progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     images = load_cls_images(records, spec=spec, progress=not args.no_progress)

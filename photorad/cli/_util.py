@@ -29,6 +29,17 @@ def parse_corners(text: str) -> np.ndarray:
     return np.asarray(vals, dtype=np.float64).reshape(4, 2)
 
 
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """``"X,Y,W,H"`` (pixels) → 4 floats, W and H > 0."""
+    try:
+        vals = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("box must be 4 numbers: X,Y,W,H (pixels)") from None
+    if len(vals) != 4 or not np.isfinite(vals).all() or vals[2] <= 0 or vals[3] <= 0:
+        raise argparse.ArgumentTypeError("box must be 4 finite numbers X,Y,W,H with W, H > 0")
+    return vals[0], vals[1], vals[2], vals[3]
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by the subcommands that build a :class:`photorad.pipeline.Pipeline`."""
     from pathlib import Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from photorad.cli._util import add_model_arguments, parse_corners
+from photorad.cli._util import add_model_arguments, parse_box, parse_corners
 
 NAME = "analyze"
 HELP = "rectify, restore and score one phone photo (writes result.json, rectified/restored.png)"
@@ -15,7 +15,10 @@ Run the pipeline on one phone photo and write, into DIR:
   rectified.png  the displayed image, perspective undone (8-bit grey)
   restored.png   the restored image (8-bit grey)
 
-Corners (TL, TR, BR, BL photo pixels) are detected unless --corners is given.
+Corners (TL, TR, BR, BL photo pixels) are detected unless --corners is given. The lesion is
+found in the restored image unless --lesion-box is given; the score is the classifier's for the
+lesion ROI. When no lesion is found (and no box given) there is no score: result.json says why
+("refusal"), the images are still written, and the exit status is 6.
 Research use only — not a diagnosis."""
 
 
@@ -24,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--corners", type=parse_corners, default=None,
                    help="x1,y1,x2,y2,x3,y3,x4,y4 (TL, TR, BR, BL) instead of detection")
+    p.add_argument("--lesion-box", type=parse_box, default=None, metavar="X,Y,W,H",
+                   help="lesion box in rectified-image pixels instead of the localizer's")
     add_model_arguments(p)
     p.add_argument("--no-quality", action="store_true", help="skip capture-quality checks")
     p.add_argument("--inline-images", action="store_true",
@@ -33,23 +38,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from photorad.classify import Classifier
+    from photorad.errors import NoLesionFoundError
     from photorad.io import load_photo, save_png
     from photorad.io.save import write_atomic
     from photorad.pipeline import Pipeline
+    from photorad.restore import Restorer
 
     photo = load_photo(args.photo)
-    if args.restorer or args.classifier:
-        from photorad.classify import Classifier, default_classifier
-        from photorad.restore import Restorer, default_restorer
-
-        restorer = Restorer.from_checkpoint(args.restorer) if args.restorer else default_restorer()
-        classifier = (Classifier.from_checkpoint(args.classifier) if args.classifier
-                      else default_classifier())
-        pipeline = Pipeline(restorer, classifier, quality=not args.no_quality,
-                            max_side=args.max_side)
-    else:
-        pipeline = Pipeline.from_defaults(quality=not args.no_quality, max_side=args.max_side)
-    analysis = pipeline.analyze(photo, args.corners)
+    pipeline = Pipeline.from_defaults(
+        quality=not args.no_quality, max_side=args.max_side,
+        restorer=Restorer.from_checkpoint(args.restorer) if args.restorer else None,
+        classifier=Classifier.from_checkpoint(args.classifier) if args.classifier else None)
+    analysis = pipeline.analyze(photo, args.corners, lesion_box=args.lesion_box)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     save_png(out / "rectified.png", analysis.rectified)
@@ -66,7 +67,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"capture quality: {status}")
     for w in quality_messages(q):
         print(f"  {w['status']}: {w['check']}: {w['message']}")
-    print(f"score (probability of malignancy): {analysis.score:.3f} — {analysis.disclaimer}")
     print(f"wrote {out / 'result.json'}, {out / 'rectified.png'}, {out / 'restored.png'} "
           f"({analysis.timings_ms['total']:.0f} ms)")
+    if analysis.refusal is not None:
+        print(f"{analysis.refusal.reason} To score it: {analysis.refusal.advice}.")
+        return NoLesionFoundError.exit_code
+    les = analysis.lesion
+    if les is not None:
+        x, y, w, h = les.box
+        print(f"lesion ({les.source}, confidence {les.confidence:.2f}): box {x},{y},{w},{h} "
+              "(rectified-image px)")
+    print(f"score (probability of malignancy, {analysis.roi}): {analysis.score:.3f} — "
+          f"{analysis.disclaimer}")
     return 0

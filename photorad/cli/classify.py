@@ -12,7 +12,12 @@ Score breast-ultrasound images with a classifier: one JSON object per image on s
 
 Images are originals (PNG/JPEG/TIFF/DICOM) or already rectified/restored photos; phone photos
 go through `photorad analyze`/the pipeline first. The shipped CPU model was trained on lesion
-ROIs: pass an ROI image, or --bbox X,Y,W,H to crop one (one image only).
+ROIs, so each image's lesion is found by the shipped localizer and its ROI is scored
+(`"roi": "lesion"`, with the `lesion` box). --bbox X,Y,W,H gives the box by hand (one image);
+--whole scores the whole image as it is (for an image that already is the ROI).
+
+An image in which no lesion is found gets `"score": null` and a `refusal` with the reason; the
+exit status is then 6 (after every image has been scored).
 
 Research use only — not a diagnosis."""
 
@@ -34,9 +39,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sha256", default=None, help="refuse --model unless its SHA-256 matches")
     p.add_argument("--bbox", type=_parse_bbox, default=None, metavar="X,Y,W,H",
                    help="lesion box in image pixels; the model's ROI crop is taken around it")
+    p.add_argument("--whole", action="store_true",
+                   help="score each whole image (no lesion localizer): for ROI images")
     p.add_argument("--json", metavar="OUT.json", default=None,
                    help="also write the results as a JSON array to this file")
     p.add_argument("--device", default=None, help="cpu, cuda … (default: auto)")
+
+
+def _score_one(clf, img, args: argparse.Namespace, localizer) -> dict:
+    """``score``/``roi``/``lesion``/``refusal`` of one image as the JSON row fields."""
+    if args.whole:
+        return {"score": round(clf.score(img), 6), "roi": "whole image", "lesion": None}
+    if args.bbox is not None:
+        from photorad.lesion import user_lesion
+
+        les = user_lesion(args.bbox, img.shape)
+    else:
+        found = localizer.locate(img)
+        if found.lesion is None:
+            from photorad.lesion import NO_LESION_ADVICE
+
+            return {"score": None, "roi": None, "lesion": None,
+                    "refusal": {"stage": "lesion", "reason": f"No score: {found.reason}.",
+                                "advice": NO_LESION_ADVICE.replace("--lesion-box", "--bbox")}}
+        les = found.lesion
+    lj = les.to_json()
+    lj.pop("outline", None)
+    return {"score": round(clf.score(img, bbox=les.box), 6), "roi": "lesion", "lesion": lj}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,23 +74,31 @@ def run(args: argparse.Namespace) -> int:
 
     from photorad import DISCLAIMER
     from photorad.classify import Classifier, default_classifier
-    from photorad.errors import ConfigError
+    from photorad.errors import ConfigError, NoLesionFoundError
     from photorad.io import load_original
 
     if args.bbox is not None and len(args.images) != 1:
         raise ConfigError("--bbox applies to one image; score images one at a time")
+    if args.bbox is not None and args.whole:
+        raise ConfigError("--bbox and --whole exclude each other")
     if args.model:
         clf = Classifier.from_checkpoint(args.model, expected_sha256=args.sha256,
                                          device=args.device)
     else:
         clf = default_classifier(device=args.device)
-    results = []
+    localizer = None
+    if not args.whole and args.bbox is None:
+        from photorad.lesion import default_localizer
+
+        localizer = default_localizer()
+    results, refused = [], 0
     for path in args.images:
         img = load_original(path)
-        score = clf.score(img, bbox=args.bbox)
-        row = {"image": str(path), "score": round(score, 6),
-               "model": {"name": clf.name, "sha256": clf.sha256},
-               "disclaimer": DISCLAIMER}
+        row = {"image": str(path), **_score_one(clf, img, args, localizer),
+               "model": {"name": clf.name, "sha256": clf.sha256}, "disclaimer": DISCLAIMER}
+        if localizer is not None:
+            row["localizer"] = localizer.info()
+        refused += row["score"] is None
         results.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
     if args.json:
@@ -69,4 +106,4 @@ def run(args: argparse.Namespace) -> int:
 
         out = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
         write_atomic(Path(args.json), out.encode())
-    return 0
+    return NoLesionFoundError.exit_code if refused else 0

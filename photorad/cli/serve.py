@@ -99,13 +99,14 @@ def load_pipeline(args: argparse.Namespace, cfg):
 
     if args.restorer is None and args.classifier is None:
         return Pipeline.from_defaults(max_side=cfg.max_side)
-    from photorad.classify import Classifier, default_classifier
-    from photorad.restore import Restorer, default_restorer
+    from photorad.classify import Classifier
+    from photorad.restore import Restorer
 
-    restorer = Restorer.from_checkpoint(args.restorer) if args.restorer else default_restorer()
+    restorer = Restorer.from_checkpoint(args.restorer) if args.restorer else None
     classifier = (Classifier.from_checkpoint(args.classifier, device="cpu")
-                  if args.classifier else default_classifier(device="cpu"))
-    return Pipeline(restorer, classifier, max_side=cfg.max_side)
+                  if args.classifier else None)
+    return Pipeline.from_defaults(max_side=cfg.max_side, restorer=restorer,
+                                  classifier=classifier)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ SHIPPED = {
     "classifier": "classifier_cpu.safetensors",
     # The image-area segmenter that photorad.rectify.detect consults (photorad.rectify.segment).
     "segmenter": "segmenter_cpu.safetensors",
+    # The lesion localizer between restoration and the classifier (photorad.lesion).
+    "lesion": "lesion_cpu.safetensors",
 }
 
 

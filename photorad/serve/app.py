@@ -3,8 +3,10 @@
 Endpoints (all ``/v1`` endpoints need the ``X-API-Key`` header unless auth is off):
 
 * ``POST /v1/analyze`` — multipart ``photo`` (+ optional ``corners`` JSON, TL, TR, BR, BL photo
-  pixels) → :meth:`Analysis.to_json` with the request id; rectified and restored images inline as
-  base64 PNG (nothing is stored on the server, so there is no URL to expire or to leak).
+  pixels, and ``lesion_box`` [x, y, w, h] rectified-image pixels) → :meth:`Analysis.to_json` with
+  the request id; rectified and restored images inline as base64 PNG (nothing is stored on the
+  server, so there is no URL to expire or to leak). ``score`` is ``null`` with a ``refusal`` when
+  no lesion was found and none was given.
 * ``POST /v1/rectify`` — multipart ``photo`` → detected corners + capture-quality report.
 * ``GET /v1/models`` — model names and SHA-256; ``GET /healthz`` (alive), ``GET /readyz`` (models
   loaded); ``GET /`` the phone web page; ``/docs`` and ``/redoc`` render offline.
@@ -201,6 +203,25 @@ def _set_torch_threads(threads: int) -> None:
         torch.set_num_interop_threads(1)
 
 
+def _parse_lesion_box(text: str | None) -> list[float] | None:
+    """``lesion_box`` form field: ``[x, y, w, h]`` as JSON or ``x,y,w,h``; ``None`` when absent."""
+    from photorad.errors import InvalidLesionBoxError
+
+    if text is None or not text.strip():
+        return None
+    t = text.strip()
+    try:
+        value = json.loads(t) if t.startswith(("[", "{")) else [float(v) for v in t.split(",")]
+    except (json.JSONDecodeError, ValueError):
+        raise InvalidLesionBoxError("lesion_box must be [x, y, w, h] (JSON) or x,y,w,h") from None
+    if isinstance(value, dict):
+        value = value.get("box")
+    if not (isinstance(value, list) and len(value) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise InvalidLesionBoxError("lesion_box must be 4 numbers: x, y, w, h (rectified px)")
+    return [float(v) for v in value]
+
+
 def _parse_corners(text: str | None) -> Any:
     """``corners`` form field: JSON ``[[x, y], ×4]`` or 8 numbers, or ``{"corners": ...}``."""
     from photorad.errors import InvalidCornersError
@@ -240,6 +261,12 @@ _MULTIPART_BODY = {
                         "corners": {
                             "type": "string",
                             "description": "optional JSON [[x,y]×4], TL, TR, BR, BL photo pixels",
+                        },
+                        "lesion_box": {
+                            "type": "string",
+                            "description": "optional lesion box [x, y, w, h] (JSON or x,y,w,h) "
+                                           "in rectified-image pixels; replaces the localizer's "
+                                           "(POST /v1/analyze only)",
                         },
                     },
                 }
@@ -381,8 +408,8 @@ def create_app(
                                          headers={"Retry-After": "5"})
         return request.app.state.pipeline
 
-    async def read_upload(request: Request) -> tuple[bytes, str | None]:
-        """The ``photo`` bytes and the ``corners`` text of a multipart request (in memory)."""
+    async def read_upload(request: Request) -> tuple[bytes, dict[str, str]]:
+        """The ``photo`` bytes and the text fields of a multipart request (in memory)."""
         from photorad.errors import UnsupportedImageError
 
         ctype = request.headers.get("content-type", "")
@@ -407,8 +434,8 @@ def create_app(
             if not isinstance(photo, UploadFile):
                 raise StarletteHTTPException(422, "the multipart field 'photo' (a file) is missing")
             data = await photo.read()
-            corners = form.get("corners")
-            return data, corners if isinstance(corners, str) else None
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            return data, fields
         finally:
             await form.close()
 
@@ -452,8 +479,8 @@ def create_app(
               summary="Detect the displayed image's corners and check capture quality",
               openapi_extra=_MULTIPART_BODY)
     async def rectify(request: Request, pipeline: Any = Depends(require_ready)) -> Response:
-        data, corners_text = await read_upload(request)
-        corners = _parse_corners(corners_text)
+        data, fields = await read_upload(request)
+        corners = _parse_corners(fields.get("corners"))
 
         def work() -> dict[str, Any]:
             t0 = time.perf_counter()
@@ -472,8 +499,9 @@ def create_app(
               summary="Rectify, restore and score a phone photo",
               openapi_extra=_MULTIPART_BODY)
     async def analyze(request: Request, pipeline: Any = Depends(require_ready)) -> Response:
-        data, corners_text = await read_upload(request)
-        corners = _parse_corners(corners_text)
+        data, fields = await read_upload(request)
+        corners = _parse_corners(fields.get("corners"))
+        lesion_box = _parse_lesion_box(fields.get("lesion_box"))
         rid = _request_id(request.scope)
         audit = request.app.state.audit
 
@@ -481,7 +509,10 @@ def create_app(
             t0 = time.perf_counter()
             photo = decode(data)
             decode_ms = (time.perf_counter() - t0) * 1000.0
-            analysis = pipeline.analyze(photo, corners)
+            if lesion_box is None:
+                analysis = pipeline.analyze(photo, corners)
+            else:
+                analysis = pipeline.analyze(photo, corners, lesion_box=lesion_box)
             del photo
             t0 = time.perf_counter()
             out = analysis.to_json(inline_images=True, request_id=rid)
@@ -499,7 +530,9 @@ def create_app(
                     model_sha256={k: v["sha256"] for k, v in analysis.models.items()
                                   if v.get("sha256")},
                     extra={"request_id": rid, "score": out["score"],
-                           "corners_method": analysis.quad_method},
+                           "corners_method": analysis.quad_method,
+                           "lesion_source": (out.get("lesion") or {}).get("source"),
+                           "refusal": (out.get("refusal") or {}).get("stage")},
                 )
             return out
 

@@ -1,4 +1,6 @@
-// photorad phone page: pick a photo, check/drag the detected corners, analyze, show the result.
+// photorad phone page: pick a photo, check/drag the detected corners, analyze, show the result
+// (score, or why there is none, and the lesion outline on the restored image); the clinician can
+// drag a box around the lesion and score that region (same photo, same corners).
 // No framework, no build step, no network access beyond this server.
 "use strict";
 
@@ -16,6 +18,12 @@
     detected: null,      // corners as detected (for "Reset corners")
     drag: -1,            // index of the handle being dragged
     busy: false,
+    result: null,        // the last /v1/analyze response shown (null: none yet)
+    usedCorners: null,   // quad.corners of that analysis (sent again with a lesion box)
+    restW: 0,            // restored-image size in pixels (= rectified size)
+    restH: 0,
+    userBox: null,       // [x, y, w, h] restored-image px: the box the clinician dragged
+    boxDrag: null,       // {x0, y0, id} while a box is being dragged
   };
 
   // ----- API key: sessionStorage only (gone when the tab closes) ---------------------------
@@ -48,6 +56,7 @@
     $("busy").hidden = !on;
     $("busy").textContent = text || "Working…";
     $("analyze").disabled = on || !state.corners;
+    updateBoxButtons();
   }
 
   async function postPhoto(path, extra) {
@@ -90,7 +99,7 @@
     state.file = f;
     state.corners = null;
     state.detected = null;
-    $("result").hidden = true;
+    clearResult();
     showError("");
     const url = URL.createObjectURL(f);
     const img = new Image();
@@ -253,34 +262,212 @@
     draw();
   });
 
-  // ----- analyze --------------------------------------------------------------------------
-  $("analyze").addEventListener("click", async () => {
+  // ----- analyze ---------------------------------------------------------------------------
+  $("analyze").addEventListener("click", () => {
     if (!state.file || !state.corners) return;
+    setUserBox(null);
+    runAnalysis(state.corners, null);
+  });
+
+  // "Score this region": the SAME photo (kept in memory), the corners the last analysis used,
+  // and the clinician's box in restored-image pixels.
+  $("rescore").addEventListener("click", () => {
+    if (!state.file || !state.usedCorners || !state.userBox) return;
+    runAnalysis(state.usedCorners, serverBox(state.userBox));
+  });
+
+  async function runAnalysis(corners, lesionBox) {
     showError("");
-    setBusy(true, "Rectifying, restoring and scoring…");
+    clearScore();  // never leave an earlier score on screen while (or if) this one fails
+    setBusy(true, lesionBox ? "Scoring the region you marked…"
+                            : "Rectifying, restoring and scoring…");
     try {
-      const r = await postPhoto("/v1/analyze", { corners: JSON.stringify(state.corners) });
-      showResult(r);
+      const extra = { corners: JSON.stringify(corners) };
+      if (lesionBox) extra.lesion_box = JSON.stringify(lesionBox);
+      const r = await postPhoto("/v1/analyze", extra);
+      showResult(r, !lesionBox);
     } catch (e) {
       showError(e.message);
     } finally {
       setBusy(false);
     }
-  });
+  }
 
-  function showResult(r) {
-    $("score").textContent = Number(r.score).toFixed(3);
+  function clearResult() {
+    state.result = null;
+    state.usedCorners = null;
+    setUserBox(null);
+    clearScore();
+    $("result").hidden = true;
+  }
+
+  function clearScore() {
+    $("score").textContent = "–";
+    $("score-box").hidden = true;
+    $("refusal").hidden = true;
+  }
+
+  function hasScore(r) {
+    return r.score !== null && r.score !== undefined && Number.isFinite(Number(r.score));
+  }
+
+  function showResult(r, scroll) {
+    state.result = r;
+    state.usedCorners = r.quad.corners.map((p) => [p[0], p[1]]);
+    state.restW = r.images.restored.width;
+    state.restH = r.images.restored.height;
+    setUserBox(null);
+    renderScore(r);
     $("rectified").src = "data:image/png;base64," + r.images.rectified.png_base64;
     $("restored").src = "data:image/png;base64," + r.images.restored.png_base64;
+    renderLesion(r);
     renderQuality(r.quality, r.quality_warnings);
     const m = r.models || {};
-    $("meta").textContent = "Request " + r.request_id +
+    let meta = "Request " + r.request_id +
       " · restorer " + ((m.restorer || {}).name || "?") +
-      " · classifier " + ((m.classifier || {}).name || "?") +
-      " · " + Math.round((r.timings_ms || {}).total || 0) + " ms";
+      " · classifier " + ((m.classifier || {}).name || "?");
+    if (m.localizer) meta += " · lesion localizer " + (m.localizer.name || "?");
+    $("meta").textContent = meta + " · " + Math.round((r.timings_ms || {}).total || 0) + " ms";
     $("result").hidden = false;
-    $("result").scrollIntoView({ behavior: "smooth", block: "start" });
+    updateBoxButtons();
+    if (scroll) $("result").scrollIntoView({ behavior: "smooth", block: "start" });
   }
+
+  // Score, or (score null) the server's reason and advice in plain words; never both.
+  function renderScore(r) {
+    const ok = hasScore(r);
+    $("score-box").hidden = !ok;
+    $("score").textContent = ok ? Number(r.score).toFixed(3) : "–";
+    $("score-label").textContent = r.roi === "whole image"
+      ? "Classifier score for the whole image (probability of malignancy)"
+      : "Classifier score for the lesion region (probability of malignancy)";
+    $("refusal").hidden = ok;
+    if (!ok) {
+      const ref = r.refusal || {};
+      $("refusal-reason").textContent = ref.reason || "No score was returned.";
+      $("refusal-advice").textContent = plainAdvice(ref.advice ||
+        "mark the lesion: drag a box around it on the image and score again");
+    }
+  }
+
+  // The server's advice also serves the command line; drop "(or pass --option …)" asides.
+  function plainAdvice(text) {
+    const t = String(text).replace(/\s*\([^()]*--[^()]*\)/g, "").trim();
+    return t ? t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".") : "";
+  }
+
+  // ----- lesion overlay: outline + box over the restored image, in its own pixels ------------
+  const overlay = $("lesion-overlay");
+  const wrap = $("restored-wrap");
+
+  function setRect(el, box) {
+    const [x, y, w, h] = box || [0, 0, 0, 0];
+    el.setAttribute("x", x);
+    el.setAttribute("y", y);
+    el.setAttribute("width", w);
+    el.setAttribute("height", h);
+  }
+
+  function renderLesion(r) {
+    overlay.setAttribute("viewBox", "0 0 " + state.restW + " " + state.restH);
+    const les = r.lesion;
+    const label = $("lesion-label");
+    const src = les ? String(les.source || "auto") : "none";
+    overlay.setAttribute("data-lesion-source", src);
+    label.setAttribute("data-lesion-source", src);
+    overlay.setAttribute("class", "lesion-overlay source-" + src);
+    label.className = "lesion-label source-" + src;
+    if (les) {
+      // outline points are pixel centres; the box covers whole pixels
+      const pts = (les.outline || []).map((p) => (p[0] + 0.5) + "," + (p[1] + 0.5));
+      $("lesion-outline").setAttribute("points", pts.join(" "));
+      setRect($("lesion-box"), les.box);
+      label.textContent = src === "user" ? "lesion (marked by you)"
+        : "lesion (found automatically, confidence " +
+          Number(les.confidence).toFixed(2) + ")";
+    } else {
+      $("lesion-outline").setAttribute("points", "");
+      setRect($("lesion-box"), null);
+      label.textContent = r.roi === "whole image"
+        ? "whole image scored (no lesion localizer)"
+        : "no lesion found: drag a box around it";
+    }
+  }
+
+  function setUserBox(box) {
+    state.userBox = box;
+    setRect($("user-box"), box);
+    if (!box) $("box-status").textContent = "";
+    updateBoxButtons();
+  }
+
+  function updateBoxButtons() {
+    const ready = !!(state.result && state.file && state.usedCorners);
+    $("rescore").disabled = state.busy || !ready || !state.userBox;
+    $("clear-box").disabled = state.busy || !state.userBox;
+  }
+
+  // [x, y, w, h] restored px (floats) -> integers inside the image, as the server takes them
+  function serverBox(b) {
+    const x0 = Math.max(0, Math.min(state.restW - 1, Math.round(b[0])));
+    const y0 = Math.max(0, Math.min(state.restH - 1, Math.round(b[1])));
+    const x1 = Math.max(x0 + 1, Math.min(state.restW, Math.round(b[0] + b[2])));
+    const y1 = Math.max(y0 + 1, Math.min(state.restH, Math.round(b[1] + b[3])));
+    return [x0, y0, x1 - x0, y1 - y0];
+  }
+
+  function imagePoint(ev) {  // pointer event -> restored-image px, clamped to the image
+    const rect = $("restored").getBoundingClientRect();
+    const x = (ev.clientX - rect.left) * state.restW / (rect.width || 1);
+    const y = (ev.clientY - rect.top) * state.restH / (rect.height || 1);
+    return [Math.min(Math.max(x, 0), state.restW), Math.min(Math.max(y, 0), state.restH)];
+  }
+
+  function boxFrom(x0, y0, x1, y1) {
+    return [Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0)];
+  }
+
+  wrap.addEventListener("pointerdown", (ev) => {
+    if (!state.result || state.busy || !state.restW || state.boxDrag) return;
+    if (ev.pointerType === "mouse" && ev.button !== 0) return;
+    const [x, y] = imagePoint(ev);
+    state.boxDrag = { x0: x, y0: y, id: ev.pointerId };
+    wrap.setPointerCapture(ev.pointerId);
+    ev.preventDefault();
+    setUserBox([x, y, 0, 0]);
+  });
+
+  wrap.addEventListener("pointermove", (ev) => {
+    const d = state.boxDrag;
+    if (!d || ev.pointerId !== d.id) return;
+    const [x, y] = imagePoint(ev);
+    setUserBox(boxFrom(d.x0, d.y0, x, y));
+    ev.preventDefault();
+  });
+
+  function endBox(ev) {
+    const d = state.boxDrag;
+    if (!d || ev.pointerId !== d.id) return;
+    state.boxDrag = null;
+    if (wrap.hasPointerCapture(ev.pointerId)) wrap.releasePointerCapture(ev.pointerId);
+    if (ev.type === "pointercancel") { setUserBox(null); return; }
+    const [x, y] = imagePoint(ev);
+    const b = boxFrom(d.x0, d.y0, x, y);
+    const minSide = Math.max(3, 0.01 * Math.max(state.restW, state.restH));
+    if (b[2] < minSide || b[3] < minSide) {
+      setUserBox(null);
+      $("box-status").textContent = "That box is too small: drag across the whole lesion.";
+      return;
+    }
+    setUserBox(b);
+    const s = serverBox(b);
+    $("box-status").textContent = "Box " + s[2] + " × " + s[3] + " px at (" + s[0] + ", " +
+      s[1] + "). Press “Score this region” to score it.";
+  }
+  wrap.addEventListener("pointerup", endBox);
+  wrap.addEventListener("pointercancel", endBox);
+
+  $("clear-box").addEventListener("click", () => setUserBox(null));
 
   // Capture quality: overall status + the server's human-readable warnings (checks not passed).
   function renderQuality(q, warnings) {
