@@ -372,12 +372,12 @@ def lesion_box(localizer: Any, img: np.ndarray) -> tuple[tuple[int, ...] | None,
     """The localizer's most probable lesion box (any confidence) and whether it is confident."""
     from photorad.lesion import lesion_from_prob
 
-    prob = localizer.prob(np.asarray(img, dtype=np.float32))
+    img = np.asarray(img, dtype=np.float32)
+    prob = localizer.prob(img)
     best = lesion_from_prob(prob, min_confidence=0.0, min_area_fraction=0.0)
     if best.lesion is None:
         return None, False
-    shipped = lesion_from_prob(prob, min_confidence=localizer.min_confidence)
-    return best.lesion.box, shipped.lesion is not None
+    return best.lesion.box, localizer.judge(img, prob).lesion is not None
 
 
 def _box_or_none(b: np.ndarray) -> tuple[float, ...] | None:

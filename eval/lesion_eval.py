@@ -139,7 +139,7 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
                            interpolation=cv2.INTER_NEAREST) > 0
         prob = loc.prob(img)
         best = lesion_from_prob(prob, min_confidence=0.0, min_area_fraction=0.0)
-        shipped = lesion_from_prob(prob, min_confidence=loc.min_confidence)
+        shipped = loc.judge(img, prob)
         pred = best.lesion.mask if best.lesion is not None else np.zeros_like(t)
         for k, v in seg_scores(pred, t).items():
             row[f"{dom}_{k}"] = v
@@ -194,19 +194,20 @@ def figure(rows: list[dict[str, Any]], path: Path, *, k: int = 5) -> None:
     tiles = []
     for r in picks:
         v = r["_view"]
-        t = np.repeat(v["img"][:, :, None], 3, axis=2).copy()
-        _outline(t, v["truth"], (0.2, 1.0, 0.2))
-        _outline(t, v["pred"], (1.0, 0.85, 0.0))
-        t = np.vstack([t, np.zeros((16, t.shape[1], 3), np.float32)])
+        # uint8: OpenCV draws text on 8-bit images only
+        t = np.repeat(np.rint(np.clip(v["img"], 0, 1) * 255).astype(np.uint8)[:, :, None], 3, 2)
+        _outline(t, v["truth"], (50, 255, 50))
+        _outline(t, v["pred"], (255, 215, 0))
+        t = np.vstack([t, np.zeros((16, t.shape[1], 3), np.uint8)])
         cv2.putText(t, f"{r['id']} Dice {r['restored_dice']:.2f}", (2, t.shape[0] - 4),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.33, (1, 1, 1), 1, cv2.LINE_AA)
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(t)
     grid = np.vstack([np.hstack(tiles[:k]), np.hstack(tiles[k:])])
-    cap = np.zeros((18, grid.shape[1], 3), np.float32)
+    cap = np.zeros((18, grid.shape[1], 3), np.uint8)
     cv2.putText(cap, f"top: best {k}, bottom: worst {k} (restored photos); green truth, yellow "
-                "localizer. " + DISCLAIMER, (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (1, 1, 1), 1,
-                cv2.LINE_AA)
-    save_png(path, np.clip(np.vstack([grid, cap]), 0, 1))
+                "localizer. " + DISCLAIMER, (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.33,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    save_png(path, np.vstack([grid, cap]))
 
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -265,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                "domains": summarise(rows, args.seed), "wall_s": time.time() - t0,
                "command": "python eval/lesion_eval.py " + " ".join(argv or sys.argv[1:]),
                "disclaimer": DISCLAIMER}
+    conf = np.array([r["restored_confidence"] for r in rows])
+    # the rule behind photorad.lesion.MIN_CONFIDENCE (read it on --split val only)
+    summary["suggested_min_confidence"] = float(np.floor(np.percentile(conf, 5) / 0.05) * 0.05)
     write_outputs(out, rows, summary)
     figure(rows, out / "cases.png")
     write_run_info(out, vars(args), data_hashes={"bus-bra": hash_files([j["path"] for j in jobs])})

@@ -362,3 +362,35 @@ def test_analyze_cli_lesion_box_and_refusal_exit_code(tmp_path, monkeypatch) -> 
     doc = json.loads((tmp_path / "b" / "result.json").read_text())
     assert doc["score"] == 0.3 and doc["lesion"]["box"] == [5, 6, 40, 30]
     assert doc["lesion"]["source"] == "user"
+
+
+# ----- the trainer ----------------------------------------------------------------------------
+
+
+@pytest.mark.full_data
+@pytest.mark.slow
+def test_train_lesion_runs_and_keeps_test_patients_out(bus_bra_root, tmp_path) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    import train_lesion
+
+    from photorad.data.bus_bra import load_records
+    from photorad.models.checkpoint import read_meta
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    argv = ["-c", "train/configs/lesion_cpu.yaml", "--data-root", str(bus_bra_root),
+            "--limit", "40", "--iters", "2", "--val-every", "1", "--workers", "1",
+            "--photo-size", "640x480", "--out", str(out), "--cache", str(cache)]
+    assert train_lesion.main(argv) == 0
+    meta = read_meta(out / "best.safetensors")
+    assert meta.task == "lesion" and meta.extra["spec"]["side"] == 160
+    held = set(meta.extra["held_out_patients"])
+    train, val = train_lesion.split_pool(load_records(bus_bra_root), 0)
+    assert not held & {r.group for r in train + val}
+    assert not {r.group for r in train} & {r.group for r in val}
+    for name in ("history.csv", "metrics.json", "run_info.json"):
+        assert (out / name).is_file()
+    loc = Localizer.from_checkpoint(out / "best.safetensors")
+    assert loc.prob(np.full((100, 120), 0.3, np.float32)).shape == (100, 120)

@@ -258,7 +258,7 @@ def _loss(logits, target):
     return bce + dice.mean()
 
 
-def evaluate(model, items, args: argparse.Namespace) -> dict[str, float]:
+def evaluate(model, items, args: argparse.Namespace, device: Any = "cpu") -> dict[str, float]:
     """Mean Dice at the network's resolution per domain (whole frames, no augmentation)."""
     import torch
 
@@ -269,7 +269,7 @@ def evaluate(model, items, args: argparse.Namespace) -> dict[str, float]:
             for s in range(0, len(items), 32):
                 x, y = make_batch(items, np.arange(s, min(s + 32, len(items))), None, args,
                                   augment=False, domain=dom)
-                p = (torch.sigmoid(model(x)) > 0.5).float()
+                p = (torch.sigmoid(model(x.to(device))) > 0.5).float().cpu()
                 t = (y > 0.5).float()
                 inter = (p * t).sum(dim=(1, 2, 3))
                 d += ((2 * inter) / (p.sum(dim=(1, 2, 3)) + t.sum(dim=(1, 2, 3))).clamp(min=1)
@@ -330,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     train_items, _ = load_prepared(f_train)
     val_items, _ = load_prepared(f_val)
     model, init_sha = _init_model(args)
+    dev = torch.device(args.device if args.device != "cuda" or torch.cuda.is_available()
+                       else "cpu")
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iters,
                                                 pct_start=0.05)
@@ -344,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         model.train()
         x, y = make_batch(train_items, brng.integers(0, len(train_items), args.batch_size),
                           brng, args, augment=True)
-        loss = _loss(model(x), y)
+        loss = _loss(model(x.to(dev)), y.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         over = (time.time() - t0) / 60 > args.max_minutes
         if it % args.val_every == 0 or it == args.iters or over:
             model.eval()
-            m = evaluate(model, val_items, args)
+            m = evaluate(model, val_items, args, dev)
             row = {"iter": it, "loss": running / args.val_every, **m,
                    "minutes": round((time.time() - t0) / 60, 2)}
             running = 0.0
