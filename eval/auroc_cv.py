@@ -583,7 +583,29 @@ def write_tables(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
                   f"{summary['config']['photo_size'][0]}×{summary['config']['photo_size'][1]} px); "
                   f"detection fell back to ground-truth corners for {ph['fallbacks']} "
                   f"({100.0 * ph['fallbacks'] / max(1, ph['n_images']):.1f} %)."]
+    lines += _lesion_lines(summary)
     (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _lesion_lines(summary: dict[str, Any]) -> list[str]:
+    les = {k: v for k, v in (summary.get("lesion") or {}).items() if k.startswith("auto_")}
+    if not les:
+        return []
+    fr = summary.get("frames") or {}
+    lines = ["", "Automatic lesion ROI (`auto_*` arms; localizer "
+             f"`{summary['lesion'].get('localizer', {}).get('name')}`; whole-frame photos: "
+             f"{fr.get('n_images', 0)}, detection fell back to true corners for "
+             f"{fr.get('fallbacks', 0)}): share found at the shipped confidence threshold (the "
+             "pipeline scores only those), pooled AUROC over them, and pooled AUROC over the "
+             "localizer's held-out patients beside the ground-truth ROI (`original`) on the same "
+             "images:", "",
+             "| arm | found | AUROC (found) | held-out images | AUROC held-out | "
+             "GT ROI held-out |", "|---|---|---|---|---|---|"]
+    for arm, d in les.items():
+        lines.append(f"| {arm} | {100 * d['found_rate']:.1f} % | "
+                     f"{_fmt(d.get('auroc_found'))} | {d.get('n_unseen', 0)} | "
+                     f"{_fmt(d.get('auroc_unseen'))} | {_fmt(d.get('original_unseen'))} |")
+    return lines
 
 
 def lesion_summary(preds: list[dict[str, Any]], arms: list[str], orig_frames: Any,

@@ -47,8 +47,14 @@ def test_demo_runs_on_sample(tmp_path, capsys) -> None:
     assert len(report["cases"]) == 4
     assert "not a diagnosis" in report["disclaimer"]
     for case in report["cases"]:
-        assert 0.0 <= case["score"] <= 1.0
+        # a score exactly when a lesion was found (else the refusal says why)
+        if case["lesion"] is None:
+            assert case["score"] is None and case["refusal"]
+        else:
+            assert 0.0 <= case["score"] <= 1.0 and case["lesion"]["source"] == "auto"
         # the shipped restorer must improve on the raw rectified photo
         assert case["psnr_restored_db"] > case["psnr_photo_db"]
+    assert report["summary"]["scored"] == sum(c["score"] is not None for c in report["cases"])
+    assert "lesion" in report["stages_run"]
     assert (tmp_path / "report.png").exists()
     assert (tmp_path / "run_info.json").exists()

@@ -394,3 +394,50 @@ def test_train_lesion_runs_and_keeps_test_patients_out(bus_bra_root, tmp_path) -
         assert (out / name).is_file()
     loc = Localizer.from_checkpoint(out / "best.safetensors")
     assert loc.prob(np.full((100, 120), 0.3, np.float32)).shape == (100, 120)
+
+
+# ----- the service ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lesion_client(tmp_path_factory):
+    pytest.importorskip("fastapi")
+    from photorad.pipeline import Pipeline
+    from tests.test_pipeline import FakeRestorer
+    from tests.test_serve import make_client
+
+    pipe = Pipeline(FakeRestorer(), BoxClassifier(), localizer=FixedLocalizer(None), quality=False)
+    with make_client(pipe) as c:
+        yield c
+
+
+def _post_analyze(client, fields):
+    from photorad.io import encode_jpeg
+    from tests.test_pipeline import synthetic_photo
+    from tests.test_serve import KEY, corners_json
+
+    data = {"corners": corners_json(), **fields}
+    return client.post("/v1/analyze", files={"photo": ("p.jpg", encode_jpeg(synthetic_photo()[0]),
+                                                       "image/jpeg")},
+                       data=data, headers={"X-API-Key": KEY})
+
+
+def test_api_refusal_then_user_box(lesion_client) -> None:
+    r = _post_analyze(lesion_client, {})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["score"] is None and doc["refusal"]["stage"] == "lesion" and doc["lesion"] is None
+    for box in ("[10, 12, 50, 40]", "10,12,50,40", '{"box": [10, 12, 50, 40]}'):
+        doc = _post_analyze(lesion_client, {"lesion_box": box}).json()
+        assert doc["score"] == 0.3 and doc["refusal"] is None
+        assert doc["lesion"]["box"] == [10, 12, 50, 40] and doc["lesion"]["source"] == "user"
+        assert doc["roi"] == "lesion"
+
+
+@pytest.mark.parametrize("box", ["[1, 2, 3]", "[0, 0, 0, 5]", "[9000, 0, 10, 10]", "a,b,c,d",
+                                 "[true, 1, 2, 3]", '["1", 2, 3, 4]'])
+def test_api_bad_lesion_box_is_422(lesion_client, box) -> None:
+    from tests.test_serve import assert_json_error
+
+    body = assert_json_error(_post_analyze(lesion_client, {"lesion_box": box}), 422)
+    assert body["error"]["type"] == "InvalidLesionBoxError"
