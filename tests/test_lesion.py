@@ -242,6 +242,19 @@ def test_lesion_cli_writes_json_and_masks(tmp_path, capsys) -> None:
     assert rows[3]["box"] is None and rows[3]["mask"] is None and rows[3]["reason"]
 
 
+def test_lesion_cli_keeps_going_past_a_bad_file(tmp_path, capsys) -> None:
+    from photorad.cli import main
+
+    rec = _sample_paths(1)[0]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "l.json"
+    assert main(["lesion", str(bad), str(rec.path), "--json", str(out)]) == 2
+    rows = json.loads(out.read_text())
+    assert "error" in rows[0] and rows[0]["box"] is None
+    assert rows[1]["image"] == str(rec.path) and "error" not in rows[1]
+
+
 def test_classify_cli_scores_the_found_lesion_roi(tmp_path, capsys) -> None:
     from photorad.cli import main
 

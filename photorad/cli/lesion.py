@@ -15,7 +15,9 @@ JSON object per image:
 --json writes the same objects as one JSON array.
 Boxes are in image pixels. With --masks DIR, each found lesion's mask is written there as an
 8-bit PNG of the image's size (255 = lesion). An image without a lesion the localizer can stand
-behind gets "box": null and a reason; that is a result, not an error (exit status 0).
+behind gets "box": null and a reason; that is a result, not an error (exit status 0). A file
+that cannot be read gets an "error" field; the other images are still processed and written,
+and the exit status is then 2.
 
 Research use only — not a diagnosis."""
 
@@ -32,11 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     import numpy as np
 
     from photorad import DISCLAIMER
-    from photorad.errors import ConfigError
+    from photorad.errors import ConfigError, PhotoradError
     from photorad.io import load_original, save_png
     from photorad.io.save import write_atomic
     from photorad.lesion import Localizer, default_localizer
@@ -48,9 +51,17 @@ def run(args: argparse.Namespace) -> int:
     loc = Localizer.from_checkpoint(args.model) if args.model else default_localizer()
     if args.masks is not None:
         args.masks.mkdir(parents=True, exist_ok=True)
-    results = []
+    results, failed = [], 0
     for path in args.images:
-        found = loc.locate(load_original(path))
+        try:
+            found = loc.locate(load_original(path))
+        except PhotoradError as exc:  # one bad file must not lose the others' results
+            failed += 1
+            row = {"image": str(path), "box": None, "confidence": None, "mask": None,
+                   "reason": None, "error": f"{type(exc).__name__}: {exc}"}
+            results.append(row)
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+            continue
         row = {"image": str(path), "box": None, "confidence": round(found.confidence, 4),
                "mask": None, "reason": found.reason, "model": loc.info(),
                "disclaimer": DISCLAIMER}
@@ -65,4 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
         write_atomic(args.json, out.encode())
+    if failed:
+        print(f"{failed} of {len(args.images)} image(s) could not be read (see \"error\")",
+              file=sys.stderr)
+        return PhotoradError.exit_code
     return 0
