@@ -241,7 +241,8 @@ class Analysis:
             "roi": self.roi,
             "score": None if self.score is None else round(float(self.score), 6),
             "score_meaning": "classifier's estimated probability of malignancy (0-1) for the "
-            "lesion region; " + self.disclaimer,
+            + ("whole image" if self.roi == "whole image" else "lesion region") + "; "
+            + self.disclaimer,
             "refusal": self.refusal.to_json() if self.refusal is not None else None,
             "models": self.models,
             "timings_ms": _round_timings(self.timings_ms),
