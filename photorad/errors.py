@@ -75,6 +75,13 @@ class NoLesionFoundError(PhotoradError):
     http_status = 422
 
 
+class NotUltrasoundError(PhotoradError):
+    """The image is not a breast-ultrasound image (input routing); no score is given."""
+
+    exit_code = 7
+    http_status = 422
+
+
 class ModelError(PhotoradError):
     """A model checkpoint is missing, corrupt, has the wrong hash or an unknown architecture."""
 

@@ -94,6 +94,15 @@ class ClassifierLike(Protocol):
     def score(self, img: np.ndarray, *, bbox: Any = None) -> float: ...
 
 
+class RouterLike(Protocol):
+    """What the pipeline needs from an input router (see ``photorad.route.Router``)."""
+
+    name: str
+    sha256: str | None
+
+    def check(self, img: np.ndarray) -> Any: ...
+
+
 class LocalizerLike(Protocol):
     """What the pipeline needs from a lesion localizer (see ``photorad.lesion.Localizer``)."""
 
@@ -314,6 +323,10 @@ class Pipeline:
         Lesion localizer (``.locate(img)`` → ``photorad.lesion.LesionResult``). ``None`` scores
         the whole restored image, for a classifier trained on whole images; every output then
         says ``roi: "whole image"``. :meth:`from_defaults` always has one.
+    router:
+        Input router (``.check(img)`` → ``photorad.route.RouteResult``): an image that is not
+        breast ultrasound raises ``NotUltrasoundError``, given corners or not. ``None``: no
+        check. :meth:`from_defaults` always has one.
     quality:
         Run ``photorad.rectify.quality`` on the photo and the corners (capture warnings).
     max_side:
@@ -328,6 +341,7 @@ class Pipeline:
         classifier: ClassifierLike,
         *,
         localizer: LocalizerLike | None = None,
+        router: RouterLike | None = None,
         quality: bool = True,
         max_side: int | None = DEFAULT_MAX_SIDE,
     ) -> None:
@@ -336,6 +350,7 @@ class Pipeline:
         self.restorer = restorer
         self.classifier = classifier
         self.localizer = localizer
+        self.router = router
         self.quality = quality
         self.max_side = max_side
 
@@ -352,19 +367,24 @@ class Pipeline:
             from photorad.classify import default_classifier
             from photorad.lesion import default_localizer
             from photorad.restore import default_restorer
+            from photorad.route import default_router
         except ImportError as exc:
             raise ModelError(
                 f"this installation lacks a pipeline stage ({exc}); reinstall photorad"
             ) from None
         return cls(restorer or default_restorer(), classifier or default_classifier(),
-                   localizer=default_localizer(), quality=quality, max_side=max_side)
+                   localizer=default_localizer(), router=default_router(), quality=quality,
+                   max_side=max_side)
 
     @property
     def models(self) -> dict[str, dict[str, str]]:
-        """``{"restorer": {"name", "sha256"}, "classifier": {...}, "localizer": {...}}``."""
+        """``{"restorer": {"name", "sha256"}, "classifier": {...}, "localizer": {...},
+        "router": {...}}`` (the last two when present)."""
         out = {"restorer": _model_info(self.restorer), "classifier": _model_info(self.classifier)}
         if self.localizer is not None:
             out["localizer"] = _model_info(self.localizer)
+        if self.router is not None:
+            out["router"] = _model_info(self.router)
         return out
 
     def warmup(self, *, side: int = 256) -> float:
@@ -377,6 +397,8 @@ class Pipeline:
         yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
         img = (0.25 + 0.5 * (xx + yy) / (2 * side)).astype(np.float32)
         restored = np.clip(np.asarray(self.restorer.restore(img), dtype=np.float32), 0.0, 1.0)
+        if self.router is not None:
+            self.router.check(restored)
         if self.localizer is not None:
             self.localizer.locate(restored)
         self.classifier.score(restored)
@@ -441,6 +463,9 @@ class Pipeline:
             Bad input (see :meth:`locate`).
         InvalidLesionBoxError
             ``lesion_box`` is malformed, empty or outside the rectified image.
+        NotUltrasoundError
+            The restored image is not breast ultrasound (the router); corners given by hand do
+            not bypass this.
         ModelError
             A model returned something outside its contract (wrong shape, NaN, out of [0, 1]).
         """
@@ -454,6 +479,7 @@ class Pipeline:
         rectified = rectify.warp(photo, loc.corners, size=capped_size(loc.corners, self.max_side))
         timings["warp"] = _ms(t0)
         restored = self._restore(rectified, timings)
+        self._route(restored, timings)
         lesion, refusal, roi = self._lesion(restored, lesion_box, timings)
         score = None
         if refusal is None:
@@ -485,6 +511,18 @@ class Pipeline:
                 f"(shape {restored.shape}, expected {rectified.shape}, or non-finite values)"
             )
         return np.clip(restored.astype(np.float32, copy=False), 0.0, 1.0)
+
+    def _route(self, restored: np.ndarray, timings: dict[str, float]) -> None:
+        """Refuse an image that is not breast ultrasound (``NotUltrasoundError``)."""
+        if self.router is None:
+            return
+        from photorad.errors import NotUltrasoundError
+
+        t0 = time.perf_counter()
+        res = self.router.check(restored)
+        timings["route"] = _ms(t0)
+        if not res.is_ultrasound:
+            raise NotUltrasoundError(res.reason)
 
     def _lesion(self, restored: np.ndarray, lesion_box: Any, timings: dict[str, float]
                 ) -> tuple[Any, Refusal | None, str | None]:

@@ -312,9 +312,23 @@ def test_from_defaults_uses_the_shipped_weights() -> None:
     pipe = Pipeline.from_defaults()
     assert pipe.models["restorer"]["sha256"] == sha256_file(shipped["restorer"])
     assert pipe.models["classifier"]["sha256"] == sha256_file(shipped["classifier"])
+    assert {"localizer", "router"} <= set(pipe.models)
     photo, _ = synthetic_photo()
-    a = pipe.analyze(photo, TRUE_CORNERS)
-    assert 0.0 <= a.score <= 1.0 and a.restored.shape == a.rectified.shape
+    from photorad.errors import NotUltrasoundError
+
+    with pytest.raises(NotUltrasoundError):  # blurred noise is not breast ultrasound
+        pipe.analyze(photo, TRUE_CORNERS)
+    from photorad.data.bus_bra import load_records
+    from photorad.data.paths import sample_dir
+    from photorad.io import load_original
+    from photorad.simulate import simulate_photo
+
+    rec = load_records(sample_dir())[0]
+    sim = simulate_photo(load_original(rec.path), preset="ideal", seed=0, size=(1024, 768))
+    a = pipe.analyze(sim.photo, sim.corners)
+    assert a.restored.shape == a.rectified.shape
+    assert (a.score is None) == (a.refusal is not None)
+    assert a.score is None or 0.0 <= a.score <= 1.0
 
 
 def test_quality_messages_give_advice_for_a_missing_image_edge() -> None:

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from photorad.cli._util import parse_size
     from photorad.data.bus_bra import load_records
     from photorad.data.paths import sample_dir
-    from photorad.errors import NoScreenFoundError
+    from photorad.errors import NoScreenFoundError, NotUltrasoundError
     from photorad.io import load_original, save_png
     from photorad.metrics import psnr, ssim
     from photorad.pipeline import Pipeline
@@ -102,16 +102,21 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     pipe = Pipeline.from_defaults()
-    cases, rows = [], []
+    cases, rows, refused = [], [], []
     for i, r in enumerate(tqdm(records, desc="demo", unit="case", disable=args.no_progress)):
         original = load_original(r.path)
         sim = simulate_photo(original, preset=args.preset, seed=(args.seed, i), size=size)
         fallback = False
         try:
-            analysis = pipe.analyze(sim.photo)
-        except NoScreenFoundError:
-            analysis = pipe.analyze(sim.photo, corners=sim.corners)  # ground truth, counted
-            fallback = True
+            try:
+                analysis = pipe.analyze(sim.photo)
+            except NoScreenFoundError:
+                analysis = pipe.analyze(sim.photo, corners=sim.corners)  # ground truth, counted
+                fallback = True
+        except NotUltrasoundError as exc:  # the router's refusal: reported, never scored
+            refused.append({"id": r.id, "label": "malignant" if r.label else "benign",
+                            "refusal": str(exc)})
+            continue
         # Quality against the original at its own size (the restorer's training geometry).
         h, w = original.shape
         rect_full = warp(sim.photo, analysis.corners, size=(w, h))
@@ -141,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         text = f"{r.id} {case['label']}  {shown}  q:{case['quality']}"
         cv2.putText(row, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 80), 1, cv2.LINE_AA)
         rows.append(row)
+    if not cases:
+        raise NotUltrasoundError("every sample photo was refused as not breast ultrasound: "
+                                 + "; ".join(f"{c['id']}: {c['refusal']}" for c in refused))
     header = np.zeros((26, rows[0].shape[1], 3), np.uint8)
     for j, name in enumerate(("photo + detected quad", "rectified", "restored + lesion",
                               "original")):
@@ -156,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
     labels = [1 if c["label"] == "malignant" else 0 for c in scored]
     ious = [c["lesion_box_iou"] for c in cases if c["lesion_box_iou"] is not None]
     summary = {
-        "n": len(cases),
+        "n": len(cases) + len(refused),
+        "refused_not_ultrasound": len(refused),
         "scored": len(scored),
         "lesion_found": len(ious),
         "median_lesion_box_iou": round(float(np.median(ious)), 3) if ious else None,
@@ -173,13 +182,14 @@ def run(args: argparse.Namespace) -> int:
             auroc(labels, [c["score"] for c in scored]), 3)
     report = {
         "disclaimer": DISCLAIMER,
-        "stages_run": ["simulate", "detect", "quality", "rectify", "restore", "lesion",
-                       "classify"],
+        "stages_run": ["simulate", "detect", "quality", "rectify", "restore", "route",
+                       "lesion", "classify"],
         "preset": args.preset,
         "photo_size": list(size),
         "models": pipe.models,
         "summary": summary,
         "cases": cases,
+        "refused": refused,
         "seconds": round(time.perf_counter() - t_start, 1),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -194,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{c['id']:12s} {c['label']:9s} {sc} {method:>9s} "
               f"{c['psnr_photo_db']:7.2f} → {c['psnr_restored_db']:5.2f} dB {iou:>10s}   "
               f"{c['quality']}")
+    for c in refused:
+        print(f"{c['id']:12s} {c['label']:9s} refused: {c['refusal']}")
     print(f"mean PSNR {summary['mean_psnr_photo_db']} → {summary['mean_psnr_restored_db']} dB, "
           f"SSIM {summary['mean_ssim_photo']} → {summary['mean_ssim_restored']}; "
           f"detected {summary['detected']}/{summary['n']}; lesion found "

@@ -16,6 +16,8 @@ SHIPPED = {
     "segmenter": "segmenter_cpu.safetensors",
     # The lesion localizer between restoration and the classifier (photorad.lesion).
     "lesion": "lesion_cpu.safetensors",
+    # The input router: is it breast ultrasound at all? (photorad.route).
+    "router": "router_cpu.safetensors",
 }
 
 
