@@ -142,6 +142,8 @@ def test_holdout_lesion_arms_are_the_pipeline_path(sample_root, tmp_path) -> Non
         except NoScreenFoundError:  # the arm fell back to the true corners
             continue
         if a.score is not None:
-            assert float(preds[rec.id]["auto_restored"]) == pytest.approx(a.score, abs=1e-4)
+            # the arm scores its float16-cached restored image: 1e-3 covers that rounding, while
+            # another ROI or another image would move the score by far more
+            assert float(preds[rec.id]["auto_restored"]) == pytest.approx(a.score, abs=1e-3)
             checked += 1
     assert checked >= 1
