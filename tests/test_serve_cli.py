@@ -37,7 +37,6 @@ def test_missing_checkpoint_is_a_clean_error(monkeypatch, capsys, tmp_path) -> N
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command not installed")
 def test_serve_process_with_tls_and_key(tmp_path) -> None:
-    from tests.test_pipeline import TRUE_CORNERS, synthetic_photo
     from tests.test_serve import tiny_real_pipeline
 
     pipe = tiny_real_pipeline(tmp_path)
@@ -70,17 +69,27 @@ def test_serve_process_with_tls_and_key(tmp_path) -> None:
                     pass
                 assert time.monotonic() < deadline, "server did not become ready in 60 s"
                 time.sleep(0.2)
-            photo, _ = synthetic_photo()
-            from photorad.io import encode_png
+            # a photo of breast ultrasound: the served pipeline's router refuses anything else
+            from photorad.data.bus_bra import load_records
+            from photorad.data.paths import sample_dir
+            from photorad.io import encode_png, load_original
+            from photorad.simulate import simulate_photo
 
-            files = {"photo": ("x.png", encode_png(photo), "image/png")}
-            data = {"corners": json.dumps(TRUE_CORNERS.tolist())}
+            rec = load_records(sample_dir())[0]
+            sim = simulate_photo(load_original(rec.path), preset="ideal", seed=0,
+                                 size=(1024, 768))
+            files = {"photo": ("x.png", encode_png(sim.photo), "image/png")}
+            data = {"corners": json.dumps(sim.corners.tolist())}
             assert c.post(url + "/v1/analyze", files=files, data=data).status_code == 401
             r = c.post(url + "/v1/analyze", files=files, data=data,
                        headers={"X-API-Key": KEY, "X-Request-ID": "tls-1"})
             assert r.status_code == 200, r.text
             assert r.json()["request_id"] == "tls-1"
-            assert r.json()["models"] == pipe.models
+            served = r.json()["models"]
+            # the given checkpoints, with the shipped localizer and router around them
+            assert {k: served[k] for k in pipe.models} == pipe.models
+            assert served["localizer"]["name"] == "lesion_cpu"
+            assert served["router"]["name"] == "router_cpu"
             assert "server" not in r.headers  # no server banner
             with pytest.raises(httpx.HTTPError):  # plain HTTP is not served on the TLS port
                 httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
