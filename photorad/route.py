@@ -21,16 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from photorad.checks import as_grey_float, square_input
 from photorad.errors import (
     ConfigError,
-    CorruptImageError,
-    ImageTooSmallError,
     ModelError,
     NotUltrasoundError,
-    UnsupportedImageError,
 )
 
 __all__ = [
@@ -108,28 +105,12 @@ class RouteResult:
 
 
 def _check_image(img: Any) -> np.ndarray:
-    if not isinstance(img, np.ndarray) or img.ndim != 2:
-        raise UnsupportedImageError(
-            "the input router takes a grey-scale H×W image "
-            f"(got {getattr(img, 'shape', type(img).__name__)})")
-    if not np.issubdtype(img.dtype, np.floating):
-        raise UnsupportedImageError(f"the input router takes float images in [0, 1], "
-                                    f"got dtype {img.dtype}")
-    if min(img.shape) < MIN_SIDE:
-        raise ImageTooSmallError(f"image {img.shape[1]}×{img.shape[0]} px is too small for the "
-                                 f"input router (each side must be ≥ {MIN_SIDE} px)")
-    if not np.isfinite(img).all():
-        raise CorruptImageError("image contains NaN or infinite values")
-    return img.astype(np.float32, copy=False)
+    return as_grey_float(img, what="the input router", min_side=MIN_SIDE)
 
 
 def network_input(img: np.ndarray, *, spec: RouteSpec) -> np.ndarray:
     """Grey (H, W) in [0, 1] → ``float32`` (1, side, side), normalised ``(x − mean) / std``."""
-    x = np.ascontiguousarray(np.clip(img, 0.0, 1.0), dtype=np.float32)
-    s = spec.side
-    interp = cv2.INTER_AREA if min(x.shape) >= s else cv2.INTER_LINEAR
-    x = cv2.resize(x, (s, s), interpolation=interp)
-    return ((x - spec.mean) / spec.std)[None].astype(np.float32)
+    return square_input(img, side=spec.side, mean=spec.mean, std=spec.std)
 
 
 def refusal_reason(score: float) -> str:
