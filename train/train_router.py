@@ -37,8 +37,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 
+from photorad.config import parse_with_yaml
 from photorad.errors import ConfigError, PhotoradError
 from photorad.models import create_model
 from photorad.models.checkpoint import CheckpointMeta, read_meta, save_checkpoint
@@ -82,20 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = build_parser()
-    pre, _ = p.parse_known_args(argv)
-    if pre.config:
-        try:
-            cfg = yaml.safe_load(Path(pre.config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {pre.config}: {exc}") from None
-        known = {a.dest for a in p._actions}
-        defaults = {k.replace("-", "_"): v for k, v in cfg.items()}
-        bad = sorted(set(defaults) - known)
-        if bad:
-            raise ConfigError(f"unknown config key(s): {', '.join(bad)}")
-        p.set_defaults(**defaults)
-    return p.parse_args(argv)
+    return parse_with_yaml(build_parser(), argv)
 
 
 def held_out_patients() -> list[str]:

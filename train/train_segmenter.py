@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "eval"))
 
 from eval_rectify import pick_records  # noqa: E402
 
+from photorad.config import parse_with_yaml  # noqa: E402
 from photorad.data.bus_bra import load_records  # noqa: E402
 from photorad.data.paths import find_shared_data, sample_dir  # noqa: E402
 from photorad.errors import ConfigError, PhotoradError  # noqa: E402
@@ -76,20 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = build_parser()
-    pre, _ = p.parse_known_args(argv)
-    if pre.config:
-        try:
-            cfg = yaml.safe_load(Path(pre.config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {pre.config}: {exc}") from None
-        known = {a.dest for a in p._actions}
-        defaults = {k.replace("-", "_"): v for k, v in cfg.items()}
-        bad = sorted(set(defaults) - known)
-        if bad:
-            raise ConfigError(f"unknown config key(s): {', '.join(bad)}")
-        p.set_defaults(**defaults)
-    return p.parse_args(argv)
+    return parse_with_yaml(build_parser(), argv)
 
 
 def training_pool(records: list[Any], args: argparse.Namespace) -> list[Any]:
