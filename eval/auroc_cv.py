@@ -384,35 +384,32 @@ def _box_or_none(b: np.ndarray) -> tuple[float, ...] | None:
     return None if b[2] <= 0 else tuple(float(v) for v in b)
 
 
-def original_frames(records: list[Record], spec: PreprocessSpec, arms: list[str],
-                    progress: bool) -> dict[str, Any]:
-    """Prepared whole originals and their localizer ROIs (arrays over all records)."""
+def original_frames(records: list[Record], idx: np.ndarray, spec: PreprocessSpec,
+                    arms: list[str], progress: bool) -> dict[str, Any]:
+    """Prepared whole originals and their localizer ROIs, for the records at ``idx`` only.
+
+    ``pos`` maps a record index to its row in the arrays.
+    """
     from photorad.io import load_original
     from photorad.lesion import default_localizer
 
     loc = default_localizer()
+    whole_spec = PreprocessSpec(**{**spec.to_dict(), "roi": False})
     whole, auto, found = [], [], []
-    for j, r in enumerate(records):
-        img = load_original(r.path)
-        whole.append(prepare_image(img, spec=PreprocessSpec(**{**spec.to_dict(), "roi": False})))
+    for j, i in enumerate(idx):
+        img = load_original(records[int(i)].path)
+        whole.append(prepare_image(img, spec=whole_spec))
         if "auto_original" in arms:
             box, ok = lesion_box(loc, img)
             auto.append(prepare_image(img, spec=spec, bbox=box))
             found.append(ok)
         if progress and (j + 1) % 200 == 0:
-            print(f"  whole originals {j + 1}/{len(records)}", file=sys.stderr, flush=True)
+            print(f"  whole originals {j + 1}/{len(idx)}", file=sys.stderr, flush=True)
     return {"whole_original": np.stack(whole),
             "auto_original": np.stack(auto) if auto else None,
             "found_original": np.array(found, dtype=bool) if found else None,
-            "localizer": {"name": loc.name, "sha256": loc.sha256},
-            "localizer_held_out": set(default_localizer_held_out())}
-
-
-def default_localizer_held_out() -> list[str]:
-    """Patients the shipped localizer never trained on (its sidecar's list)."""
-    from photorad.lesion import default_localizer
-
-    return [str(g) for g in (getattr(default_localizer(), "held_out", None) or [])]
+            "pos": {int(i): j for j, i in enumerate(idx)},
+            "localizer": loc.info(), "localizer_held_out": set(loc.held_out)}
 
 
 def frame_inputs(frames: FramePhotos, recs: list[Record], spec: PreprocessSpec
@@ -717,9 +714,6 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
     frames = orig_frames = None
     if any(a in arms for a in FRAME_ARMS) and photo is not None:
         frames = FramePhotos(cfg, photo.restorer, Path(cfg["cache"]))
-    if "whole_original" in arms or "auto_original" in arms:
-        log("whole originals and their lesion ROIs …")
-        orig_frames = original_frames(records, spec, arms, progress)
 
     # Photo arms run on a fixed random subset of images (all of them in the full profile):
     # simulation dominates the CPU budget. All arms, "original" included, are scored on the same
@@ -728,6 +722,9 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
     in_sub = np.random.default_rng(int(cfg["seed"]) + 4242).random(len(records)) < frac
     if frac >= 1.0:
         in_sub[:] = True
+    if ("whole_original" in arms or "auto_original" in arms) and not cfg.get("prepare_photos"):
+        log("whole originals and their lesion ROIs …")
+        orig_frames = original_frames(records, np.flatnonzero(in_sub), spec, arms, progress)
     if cfg.get("prepare_photos"):
         if photo is None:
             raise ConfigError("--prepare-photos: the photo arms could not be set up "
@@ -784,13 +781,15 @@ def run_study(cfg: dict[str, Any], *, out: Path, progress: bool, command: str) -
                         found[key].update({int(i): bool(f) for i, f in zip(te_s, fi[key],
                                                                             strict=True)})
             if orig_frames is not None:
+                rows_s = [orig_frames["pos"][int(i)] for i in te_s]
                 for arm in ("whole_original", "auto_original"):
                     if arm in arms:
-                        scores[arm] = predict_proba(res.model, orig_frames[arm][te_s], spec=spec,
-                                                    device=tcfg.device)
+                        scores[arm] = predict_proba(res.model, orig_frames[arm][rows_s],
+                                                    spec=spec, device=tcfg.device)
                 if orig_frames["found_original"] is not None:
                     found["found_original"].update(
-                        {int(i): bool(orig_frames["found_original"][i]) for i in te_s})
+                        {int(i): bool(orig_frames["found_original"][j])
+                         for i, j in zip(te_s, rows_s, strict=True)})
             if photo is not None and set(arms) & {"photo", "restored", "finetuned"}:
                 feats = [photo.get(records[i]) for i in te_s]
                 fallbacks = int(sum(bool(f["fallback"]) for f in feats))
